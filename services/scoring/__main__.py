@@ -1,0 +1,17 @@
+"""``python -m services.scoring [worker]`` — run the scoring worker."""
+
+from __future__ import annotations
+
+from services.scoring.app import create_app
+from services.scoring.settings import ScoringSettings
+from shared.observability import run_worker
+
+
+def main() -> None:
+    """Build settings and the app from the environment, then run until SIGTERM."""
+    settings = ScoringSettings()
+    run_worker(create_app(settings), settings.log_level)
+
+
+if __name__ == "__main__":
+    main()

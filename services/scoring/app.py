@@ -1,0 +1,104 @@
+"""Wiring of the scoring service: topics, the agent, /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from services.scoring import handlers
+from services.scoring.metrics import ScoringMetrics
+from services.scoring.settings import ScoringSettings
+from shared import topics
+from shared.events import utc_now
+from shared.observability import add_health_views
+from shared.instruments import load_registry
+from shared.kafka import FaustOptions, create_faust_app, deliver
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = None) -> faust.App:
+    """Build the scoring Faust app: one agent, concurrency 1, raw bytes in and out."""
+    registry = registry or CollectorRegistry()
+    metrics = ScoringMetrics.create(registry)
+    instruments = load_registry(extra_dirs=settings.instrument_dirs)
+    app = create_faust_app(
+        FaustOptions(
+            app_id=settings.app_id,
+            bootstrap_servers=settings.bootstrap_servers,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            partitions=settings.partitions,
+        )
+    )
+
+    def topic(base: str) -> Any:
+        return app.topic(
+            topics.topic_name(base, settings.topic_namespace),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    sessions_topic = topic(topics.SESSION_COMPLETED)
+    scored_topic = topic(topics.SURVEY_SCORED)
+    dead_letter_topic = topic(topics.DEAD_LETTER)
+
+    # concurrency=1: faust-streaming can commit past unprocessed offsets with higher concurrency.
+    @app.agent(sessions_topic, concurrency=1)
+    async def score_sessions(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            message = event.message
+            raw = message.value if isinstance(message.value, bytes) else b""
+            now = utc_now()
+            try:
+                outcome = handlers.score_session(raw, instruments, now)
+            except Exception as exc:  # a bug must not ack-and-lose: dead-letter the input instead
+                log.exception("scoring failed", extra={"error_type": type(exc).__name__})
+                outcome = handlers.ScoringOutcome(
+                    None, (), (handlers.Rejection("processing_error", type(exc).__name__),)
+                )
+            for scored in outcome.scored:
+                await deliver(
+                    scored_topic,
+                    key=message.key,
+                    value=scored.model_dump_json().encode(),
+                )
+                metrics.surveys_scored.labels(scored.data.instrument).inc()
+            for rejection in outcome.rejections:
+                record = handlers.dead_letter(
+                    rejection,
+                    key=message.key,
+                    value=raw,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    now=now,
+                    session=outcome.session,
+                )
+                await deliver(
+                    dead_letter_topic,
+                    key=message.key,
+                    value=record.model_dump_json().encode(),
+                )
+                metrics.dead_letters.labels(rejection.reason).inc()
+                log.info(
+                    "dead-lettered",
+                    extra={
+                        "reason": rejection.reason,
+                        "topic": message.topic,
+                        "partition": message.partition,
+                        "offset": message.offset,
+                    },
+                )
+            metrics.sessions.labels(outcome.label).inc()
+            metrics.processing_seconds.observe(time.perf_counter() - started)
+
+    add_health_views(app, registry)
+    return app

@@ -1,0 +1,1 @@
+"""Rapport's shared domain: contracts, pure scoring/rules/policy, thin infrastructure helpers."""

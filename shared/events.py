@@ -1,0 +1,286 @@
+"""Event contracts: the CloudEvents-style envelope and every event Rapport puts on a topic.
+
+Consumers read tolerantly (unknown fields are ignored); producers write strictly (frozen models,
+validated before they are serialised). Ids of derived events are deterministic, so a replay or a
+redelivery yields the same ids and consumers can deduplicate. No names, birth dates, free text or
+contact details of clients appear anywhere: identifiers are clinic-issued pseudonyms.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+)
+
+SCHEMA_VERSION = "1"
+
+#: Namespace of every deterministic id Rapport derives (UUIDv5).
+RAPPORT_NAMESPACE = uuid.UUID("5b0c8f8e-3c1e-5d6a-9f7e-2a4d1c0b9e71")
+
+PseudonymousId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="A clinic-issued pseudonym: letters, digits and . _ : - only, never a name.",
+    ),
+]
+InstrumentId = Annotated[
+    str,
+    Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"),
+]
+ItemId = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_.-]+$")]
+#: An answer is a JSON number; strings and booleans are rejected, null means "not answered".
+Answer = StrictInt | StrictFloat | None
+
+
+def derive_id(*parts: object) -> uuid.UUID:
+    """Deterministic UUIDv5 of the given parts, joined with ``|``.
+
+    Used for every derived event so that reprocessing the same input yields the same id.
+    """
+    return uuid.uuid5(RAPPORT_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+class _Model(BaseModel):
+    """Base of every contract model: immutable, tolerant on read."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+
+
+class Envelope(_Model):
+    """CloudEvents-style envelope shared by every event."""
+
+    id: uuid.UUID
+    """Unique id of this event; deterministic for derived events."""
+    type: str
+    """Event type, e.g. ``rapport.session.completed``."""
+    source: str = Field(min_length=1, max_length=128)
+    """Producer of the event, e.g. ``rapport/scoring`` or a clinic integration id."""
+    time: AwareDatetime
+    """When the event was produced (timezone-aware)."""
+    subject: PseudonymousId
+    """Pseudonymous client id (the topic key)."""
+    clinic_id: PseudonymousId
+    """The clinic the client belongs to; client ids are scoped by clinic."""
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    """Version of the data schema; additive changes keep it, breaking ones move to a new topic."""
+    correlation_id: uuid.UUID
+    """Id of the originating ``SessionCompleted`` event."""
+
+
+# --------------------------------------------------------------------------- session-completed
+
+
+class SurveyResponse(_Model):
+    """One completed survey: the client's answers by item."""
+
+    instrument: InstrumentId
+    """Instrument id, e.g. ``PHQ-9``, ``SRS``."""
+    instrument_version: str | None = Field(default=None, max_length=32)
+    """Version of the instrument form the client answered, if the sender knows it."""
+    answers: dict[ItemId, Answer] = Field(max_length=200)
+    """Answers by item number (as a string); ``null`` or absent means not answered."""
+    completed_at: AwareDatetime | None = None
+    """When the client completed the survey."""
+
+
+class SessionCompletedData(_Model):
+    """A therapy session has ended and the client's surveys are in."""
+
+    clinician_id: PseudonymousId
+    client_id: PseudonymousId
+    episode_id: PseudonymousId
+    """Episode of care; trajectories are tracked per episode."""
+    session_number: int = Field(ge=1, le=10_000)
+    """1-based session number within the episode."""
+    session_time: AwareDatetime
+    surveys: list[SurveyResponse] = Field(min_length=1, max_length=20)
+
+
+class SessionCompleted(Envelope):
+    """Topic ``rapport.session-completed.v1``; the source of truth for replay."""
+
+    type: Literal["rapport.session.completed"] = "rapport.session.completed"
+    data: SessionCompletedData
+
+
+# --------------------------------------------------------------------------- survey-scored
+
+
+class ScaleInfo(_Model):
+    """What a consumer needs to interpret a total without loading the instrument spec."""
+
+    min: float
+    max: float
+    direction: Literal["higher_is_better", "higher_is_worse"]
+    cutoff: float | None = None
+    """Clinical cutoff, if the instrument has one."""
+    concern_when: Literal["below", "at_or_below", "at_or_above", "above"] | None = None
+    """Which side of the cutoff is concerning."""
+    reliable_change: float | None = None
+    """Raw-point change that counts as reliable (Jacobson–Truax), if known."""
+
+
+class SurveyScoredData(_Model):
+    """One survey of a session, scored by the instrument's spec."""
+
+    clinician_id: PseudonymousId
+    client_id: PseudonymousId
+    episode_id: PseudonymousId
+    session_number: int = Field(ge=1)
+    session_time: AwareDatetime
+    instrument: InstrumentId
+    instrument_version: str
+    """Version of the instrument spec used to score."""
+    domain: Literal["alliance", "outcome"]
+    total: float
+    subscales: dict[str, float] = Field(default_factory=dict)
+    band: str | None = None
+    concern: bool | None = None
+    """True when the total is on the concerning side of the cutoff; null when no cutoff."""
+    critical_items: list[str] = Field(default_factory=list)
+    """Critical (risk) items the client endorsed."""
+    risk_unknown: list[str] = Field(default_factory=list)
+    """Critical items left unanswered: the risk status is unknown, never imputed."""
+    prorated: bool = False
+    missing_items: list[str] = Field(default_factory=list)
+    scale: ScaleInfo
+
+
+class SurveyScored(Envelope):
+    """Topic ``rapport.survey-scored.v1``: one event per scorable survey of a session."""
+
+    type: Literal["rapport.survey.scored"] = "rapport.survey.scored"
+    data: SurveyScoredData
+
+
+# --------------------------------------------------------------------------- signals
+
+SignalKind = Literal[
+    "critical_item",
+    "alliance_below_cutoff",
+    "alliance_drop",
+    "alliance_decline",
+    "alliance_repaired",
+    "outcome_reliable_deterioration",
+    "outcome_not_on_track",
+    "outcome_reliable_improvement",
+    "dropout_risk",
+]
+"""Fixed vocabulary of signal kinds."""
+
+Severity = Literal["critical", "high", "moderate", "info"]
+
+
+class SeriesPoint(_Model):
+    """One score of a trajectory, as used as evidence."""
+
+    session: int
+    value: float
+
+
+class Evidence(_Model):
+    """What a rule looked at: the series and the thresholds it compared against."""
+
+    series: list[SeriesPoint] = Field(default_factory=list)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Named numbers the rule used, e.g. ``cutoff``, ``reliable_change``, ``baseline_mean``."""
+    items: list[str] = Field(default_factory=list)
+    """Item numbers involved (critical items), never their wording."""
+
+
+class SignalData(_Model):
+    """A rule fired for one client at one session."""
+
+    clinician_id: PseudonymousId
+    client_id: PseudonymousId
+    episode_id: PseudonymousId
+    session_number: int = Field(ge=1)
+    session_time: AwareDatetime
+    instrument: InstrumentId
+    kind: SignalKind
+    severity: Severity
+    rule_id: str
+    rule_version: str
+    ruleset_version: str
+    evidence: Evidence
+    explanation: str = Field(max_length=300)
+    """One line in plain clinical language; built from numbers only, never from free text."""
+
+
+class Signal(Envelope):
+    """Topic ``rapport.signals.v1``."""
+
+    type: Literal["rapport.signal.raised"] = "rapport.signal.raised"
+    data: SignalData
+
+
+# --------------------------------------------------------------------------- dead letters
+
+DeadLetterReason = Literal[
+    "undecodable",
+    "schema_violation",
+    "unknown_instrument",
+    "unknown_item",
+    "out_of_range_answer",
+    "too_many_missing",
+    "processing_error",
+]
+"""Fixed vocabulary of why a record could not be processed."""
+
+
+class DeadLetter(_Model):
+    """Topic ``rapport.dead-letter.v1``: a record a stage could not process, kept whole for replay.
+
+    ``detail`` names error types and field locations only, never input values.
+    """
+
+    id: uuid.UUID
+    """Deterministic: the same bad record at the same offset yields the same id."""
+    type: Literal["rapport.dead.letter"] = "rapport.dead.letter"
+    time: AwareDatetime
+    stage: str = Field(max_length=64)
+    """The service that gave up, e.g. ``scoring``."""
+    reason: DeadLetterReason
+    detail: str = Field(default="", max_length=1000)
+    """Error types and locations; no input values (they may carry PHI)."""
+    instrument: str | None = None
+    """Instrument of the survey that failed, when one survey of a valid session failed."""
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    original_key_b64: str | None = None
+    original_value_b64: str
+    """The original record value, base64, byte for byte."""
+    correlation_id: uuid.UUID | None = None
+    clinic_id: str | None = None
+
+
+def validation_error_summary(errors: list[Any], limit: int = 5) -> str:
+    """Summarise pydantic errors by type and location only (their messages may echo PHI)."""
+    parts = []
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{err.get('type', 'error')}@{loc or '<root>'}")
+    more = len(errors) - limit
+    if more > 0:
+        parts.append(f"+{more} more")
+    return "; ".join(parts)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (UTC). Handlers receive time from callers instead."""
+    from datetime import UTC
+
+    return datetime.now(UTC)

@@ -1,0 +1,229 @@
+"""Thin Kafka helpers: the Faust app factory, producer settings, codecs and topic provisioning.
+
+Nothing here connects at import time; faust and kafka-python are imported inside the functions
+that need them so the offline CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shared.topics import CATALOGUE, TopicSpec, topic_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    import faust
+
+log = logging.getLogger(__name__)
+
+#: Exit code of a worker that stops itself because it could not publish a result: its offsets were
+#: not committed, so the orchestrator restarts it and the input is processed again (nothing lost).
+EXIT_PUBLISH_FAILED = 75
+
+
+def producer_config(bootstrap_servers: str) -> dict[str, Any]:
+    """kafka-python producer settings: idempotent, all in-sync replicas acknowledge."""
+    return {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "retries": 10,
+        "client_id": "rapport",
+    }
+
+
+def _register_idempotent_transport() -> str:
+    """Register a faust transport whose producer is idempotent with ``acks=all``.
+
+    faust-streaming only turns idempotence on inside exactly-once transactions; Rapport wants it for
+    every produce so broker-side retries never duplicate a record.
+    """
+    from faust.transport import drivers
+    from faust.transport.drivers import aiokafka as driver
+
+    scheme = "rapport-kafka"
+    if scheme not in drivers.TRANSPORTS.aliases:
+
+        class IdempotentProducer(driver.Producer):  # type: ignore[misc]
+            def _settings_extra(self) -> dict[str, Any]:
+                return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+        class IdempotentTransport(driver.Transport):  # type: ignore[misc]
+            Producer = IdempotentProducer
+
+        globals()["IdempotentTransport"] = IdempotentTransport
+        drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:IdempotentTransport"
+    return scheme
+
+
+@dataclass(frozen=True)
+class FaustOptions:
+    """What every Rapport Faust service configures the same way."""
+
+    app_id: str
+    bootstrap_servers: str
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    web_enabled: bool = True
+    store: str = "memory://"
+    data_dir: str = ".faust-data"
+    partitions: int = 12
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_faust_app(options: FaustOptions) -> faust.App:
+    """A faust App with Rapport's defaults: idempotent producer, earliest offsets, no autodiscovery."""
+    import faust
+
+    scheme = _register_idempotent_transport()
+    brokers = ";".join(f"{scheme}://{host}" for host in options.bootstrap_servers.split(","))
+    return faust.App(
+        options.app_id,
+        broker=brokers,
+        store=options.store,
+        datadir=options.data_dir,
+        web_host=options.web_host,
+        web_port=options.web_port,
+        web_enabled=options.web_enabled,
+        web_in_thread=False,
+        autodiscover=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=options.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        table_cleanup_interval=30.0,
+        **options.extra,
+    )
+
+
+async def deliver(topic: Any, *, key: bytes | None, value: bytes, attempts: int = 5) -> None:
+    """Send one record and wait for the broker's acknowledgement, retrying with backoff.
+
+    When the broker refuses every attempt the process stops without acknowledging its input, so
+    the record is processed again after a restart instead of being lost.
+    """
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            fut = await topic.send(key=key, value=value)
+            await fut
+            return
+        except Exception as exc:  # any produce failure: retry, then stop the process
+            log.warning(
+                "produce failed", extra={"error_type": type(exc).__name__, "attempt": attempt}
+            )
+            if attempt == attempts:
+                break
+            await asyncio.sleep(delay)
+            delay *= 2
+    log.critical("giving up on produce; stopping so the input is replayed after restart")
+    logging.shutdown()
+    os._exit(EXIT_PUBLISH_FAILED)
+
+
+# --------------------------------------------------------------------------- provisioning
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """What ``apply_topics`` did to one topic."""
+
+    name: str
+    action: str  # created | exists (configs enforced)
+    partitions: int
+
+
+def apply_topics(
+    bootstrap_servers: str,
+    *,
+    partitions: int = 12,
+    namespace: str = "",
+    specs: Iterable[TopicSpec] = CATALOGUE,
+    timeout_s: float = 30.0,
+) -> list[ProvisionResult]:
+    """Create every catalogue topic that is missing and enforce configs on those that exist.
+
+    Idempotent: running it twice changes nothing the second time. Existing partition counts are
+    never reduced (Kafka cannot) and are only reported, never silently changed.
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id="rapport-provisioner",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        existing = set(admin.list_topics())
+        results: list[ProvisionResult] = []
+        to_create = []
+        for spec in specs:
+            name = topic_name(spec.name, namespace)
+            if name in existing:
+                continue
+            to_create.append(
+                NewTopic(
+                    name=name,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs=spec.configs(),
+                )
+            )
+        if to_create:
+            try:
+                admin.create_topics(to_create, timeout_ms=int(timeout_s * 1000))
+            except TopicAlreadyExistsError:
+                pass  # a concurrent provisioner won the race; the topics exist, which is the goal
+        created = {t.name for t in to_create}
+        described = {
+            d.get("name", d.get("topic")): len(d["partitions"])
+            for d in admin.describe_topics([topic_name(s.name, namespace) for s in specs])
+        }
+        for spec in specs:
+            name = topic_name(spec.name, namespace)
+            if name in created:
+                results.append(ProvisionResult(name, "created", described.get(name, partitions)))
+                continue
+            # Incremental: set only the configs the catalogue owns, leave operators' others alone.
+            admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs=spec.configs())],
+                incremental=True,
+            )
+            results.append(ProvisionResult(name, "exists", described.get(name, 0)))
+        return results
+    finally:
+        admin.close()
+
+
+def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+    """Block until the broker answers a metadata request, or raise ``TimeoutError``."""
+    import time
+
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=5000
+            )
+            try:
+                admin.list_topics()
+                return
+            finally:
+                admin.close()
+        except Exception as exc:  # not up yet; keep polling until the deadline
+            last = exc
+            time.sleep(0.5)
+    raise TimeoutError(
+        f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f}s "
+        f"({type(last).__name__ if last else 'no error'}); start one with `make kafka-up`"
+    )

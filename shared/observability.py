@@ -1,0 +1,131 @@
+"""Logging, metrics and health helpers shared by every service.
+
+Logs are JSON lines carrying an allowlisted set of fields only: whatever else a caller passes in
+``extra`` is dropped, so a client id or an answer can never reach a log line by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+#: The only ``extra`` fields a log line may carry. None of them can hold PHI.
+ALLOWED_LOG_FIELDS = frozenset(
+    {
+        "service",
+        "stage",
+        "reason",
+        "error_type",
+        "topic",
+        "partition",
+        "offset",
+        "attempt",
+        "count",
+        "instrument",
+        "rule",
+        "kind",
+        "severity",
+        "event_id",
+        "correlation_id",
+        "elapsed_s",
+    }
+)
+
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and allowlisted extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as a JSON line, dropping non-allowlisted fields."""
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": _message(record),
+        }
+        for key, value in vars(record).items():
+            if key in ALLOWED_LOG_FIELDS and key not in _STANDARD_ATTRS:
+                out[key] = value if isinstance(value, int | float | bool) else str(value)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type only: exception messages can echo input values.
+            out["error_type"] = record.exc_info[0].__name__
+        return json.dumps(out, separators=(",", ":"))
+
+
+def _message(record: logging.LogRecord) -> str:
+    # Our own messages are fixed strings with allowlisted args. Third-party libraries may format a
+    # record's value into theirs, so only their template is kept, never the interpolated args.
+    if record.name.startswith(("shared", "services")):
+        return record.getMessage()
+    return record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping that sends every logger through ``JsonFormatter``."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }
+
+
+def render_metrics(registry: CollectorRegistry) -> tuple[bytes, str]:
+    """The Prometheus text exposition of ``registry`` and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def add_health_views(app: Any, registry: CollectorRegistry) -> None:
+    """Add ``/metrics``, ``/healthz`` (the loop answers) and ``/readyz`` to a faust app.
+
+    Ready means: partitions assigned, no rebalance under way, and table recovery finished.
+    """
+
+    @app.page("/metrics")  # type: ignore[untyped-decorator]
+    async def metrics_view(web: Any, request: Any) -> Any:
+        body, content_type = render_metrics(registry)
+        return web.bytes(body, content_type=content_type)
+
+    @app.page("/healthz")  # type: ignore[untyped-decorator]
+    async def healthz_view(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")  # type: ignore[untyped-decorator]
+    async def readyz_view(web: Any, request: Any) -> Any:
+        assigned = len(app.consumer.assignment())
+        ready = assigned > 0 and not app.rebalancing and not getattr(app, "in_recovery", False)
+        return web.json(
+            {"status": "ready" if ready else "starting", "assigned_partitions": assigned},
+            status=200 if ready else 503,
+        )
+
+
+def run_worker(app: Any, log_level: str = "INFO") -> None:
+    """Run a faust app as a worker with JSON logs until SIGTERM/SIGINT, then stop cleanly."""
+    import faust
+
+    worker = faust.Worker(
+        app,
+        loglevel=log_level,
+        logging_config=logging_config(log_level),
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,53 @@
+"""The topic catalogue: every topic of the design with its partitioning and retention.
+
+Names are versioned; a breaking change is a new topic. A namespace prefix (empty in production)
+lets tests and demos run on their own copies of every topic on one broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+SESSION_COMPLETED = "rapport.session-completed.v1"
+SURVEY_SCORED = "rapport.survey-scored.v1"
+SIGNALS = "rapport.signals.v1"
+ALERTS = "rapport.alerts.v1"
+ALERT_ACKS = "rapport.alert-acks.v1"
+DIRECTORY = "rapport.directory.v1"
+DEAD_LETTER = "rapport.dead-letter.v1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic's name and its broker-side configuration."""
+
+    name: str
+    cleanup_policy: str = "delete"
+    retention_ms: int | None = 7 * DAY_MS
+    keyed_by: str = "client"
+
+    def configs(self) -> dict[str, str]:
+        """Broker topic configs to create or enforce."""
+        out = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            out["retention.ms"] = str(self.retention_ms)
+        return out
+
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    # Source of truth for replay: kept for years.
+    TopicSpec(SESSION_COMPLETED, retention_ms=10 * 365 * DAY_MS),
+    TopicSpec(SURVEY_SCORED, retention_ms=30 * DAY_MS),
+    TopicSpec(SIGNALS, retention_ms=30 * DAY_MS),
+    TopicSpec(ALERTS, retention_ms=30 * DAY_MS),
+    TopicSpec(ALERT_ACKS, retention_ms=30 * DAY_MS),
+    TopicSpec(DIRECTORY, cleanup_policy="compact", retention_ms=None, keyed_by="clinician"),
+    TopicSpec(DEAD_LETTER, retention_ms=365 * DAY_MS, keyed_by="original key"),
+)
+
+
+def topic_name(base: str, namespace: str = "") -> str:
+    """The physical topic name: ``namespace`` + base name (namespace is empty in production)."""
+    return f"{namespace}{base}"
