@@ -102,7 +102,8 @@ def add_health_views(app: Any, registry: CollectorRegistry) -> None:
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def metrics_view(web: Any, request: Any) -> Any:
         body, content_type = render_metrics(registry)
-        return web.bytes(body, content_type=content_type)
+        # aiohttp refuses a charset inside content_type=, so the full header goes in headers.
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/healthz")  # type: ignore[untyped-decorator]
     async def healthz_view(web: Any, request: Any) -> Any:

@@ -1,0 +1,147 @@
+"""The scoring service on a real broker: scored events out, dead letters with reasons, nothing lost."""
+
+from __future__ import annotations
+
+import base64
+import random
+from pathlib import Path
+
+import pytest
+
+from shared import topics
+from shared.events import DeadLetter, SurveyScored, derive_id
+from tests.support import (
+    PHQ9_MODERATE,
+    consume,
+    produce,
+    running_service,
+    session_event,
+    t,
+    values,
+)
+
+pytestmark = pytest.mark.integration
+PREFIX = "RAPPORT_SCORING_"
+
+
+def test_valid_session_yields_expected_scored_event(
+    kafka_bootstrap: str, ns: str, tmp_path: Path
+) -> None:
+    event = session_event(client="c-valid")
+    with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
+        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-valid", event.model_dump_json().encode())])
+        records = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
+        metrics = svc.get("/metrics")[1]
+        assert svc.get("/healthz")[0] == 200
+
+    assert len(records) == 1, "exactly one scored event per survey"
+    assert records[0].key == b"c-valid", "keyed by client so a client's events stay in order"
+    scored = SurveyScored.model_validate_json(records[0].value)
+    assert scored.id == derive_id(event.id, "survey-scored", "PHQ-9")
+    assert scored.correlation_id == event.id
+    assert scored.data.instrument == "PHQ-9"
+    assert scored.data.total == 11
+    assert scored.data.band == "moderate"
+    assert scored.data.concern is True
+    assert scored.data.critical_items == []
+    assert scored.data.session_number == 1
+    assert 'rapport_scoring_sessions_total{outcome="scored"} 1.0' in metrics
+    assert 'rapport_scoring_surveys_scored_total{instrument="PHQ-9"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe not json", "undecodable"),
+        (b'{"id": "not-a-uuid", "type": "rapport.session.completed"}', "schema_violation"),
+    ],
+)
+def test_malformed_event_is_dead_lettered_with_reason(
+    kafka_bootstrap: str, ns: str, tmp_path: Path, raw: bytes, reason: str
+) -> None:
+    good = session_event(client="c-after")
+    with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
+        produce(
+            kafka_bootstrap,
+            t(ns, topics.SESSION_COMPLETED),
+            [(b"c-bad", raw), (b"c-after", good.model_dump_json().encode())],
+        )
+        dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=1)
+        scored = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
+        metrics = svc.get("/metrics")[1]
+
+    assert len(dead) == 1
+    record = DeadLetter.model_validate_json(dead[0].value)
+    assert record.reason == reason
+    assert record.stage == "scoring"
+    assert base64.b64decode(record.original_value_b64) == raw, "original bytes kept whole"
+    assert record.original_topic == t(ns, topics.SESSION_COMPLETED)
+    assert dead[0].key == b"c-bad"
+    assert len(scored) == 1, "the valid event after the bad one still flows"
+    assert f'rapport_scoring_dead_letters_total{{reason="{reason}"}} 1.0' in metrics
+
+
+def test_one_unscorable_survey_does_not_block_its_siblings(
+    kafka_bootstrap: str, ns: str, tmp_path: Path
+) -> None:
+    event = session_event(
+        client="c-mixed",
+        surveys=(("PHQ-9", PHQ9_MODERATE), ("GAD-7", {str(i): 9 for i in range(1, 8)})),
+    )
+    with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path):
+        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-mixed", event.model_dump_json().encode())])
+        scored = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
+        dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=1)
+
+    assert [v["data"]["instrument"] for v in values(scored)] == ["PHQ-9"]
+    assert len(dead) == 1
+    record = DeadLetter.model_validate_json(dead[0].value)
+    assert (record.reason, record.instrument) == ("out_of_range_answer", "GAD-7")
+    assert "9" not in record.detail.replace("GAD-7", ""), "no answer values in the detail"
+
+
+def test_burst_of_mixed_events_loses_nothing(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
+    rng = random.Random(20261125)
+    records: list[tuple[bytes, bytes]] = []
+    expected_ids: set[str] = set()
+    expected_reasons: dict[str, int] = {}
+    for i in range(1000):
+        client = f"c-{i % 97:03d}"
+        kind = rng.choices(
+            ["valid", "undecodable", "schema", "unknown", "range"], weights=[70, 8, 8, 7, 7]
+        )[0]
+        if kind == "valid":
+            answers = {str(k): rng.randint(0, 3) for k in range(1, 10)}
+            event = session_event(client=client, episode=f"ep-{i}", surveys=(("PHQ-9", answers),))
+            records.append((client.encode(), event.model_dump_json().encode()))
+            expected_ids.add(str(derive_id(event.id, "survey-scored", "PHQ-9")))
+            continue
+        if kind == "undecodable":
+            raw, reason = b"{truncated", "undecodable"
+        elif kind == "schema":
+            raw, reason = b'{"type": "rapport.session.completed", "data": {}}', "schema_violation"
+        elif kind == "unknown":
+            event = session_event(client=client, episode=f"ep-{i}", surveys=(("XYZ-1", {"1": 1}),))
+            raw, reason = event.model_dump_json().encode(), "unknown_instrument"
+        else:
+            event = session_event(
+                client=client, episode=f"ep-{i}", surveys=(("PHQ-9", {**PHQ9_MODERATE, "4": 7}),)
+            )
+            raw, reason = event.model_dump_json().encode(), "out_of_range_answer"
+        records.append((client.encode(), raw))
+        expected_reasons[reason] = expected_reasons.get(reason, 0) + 1
+
+    n_dead = sum(expected_reasons.values())
+    with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
+        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), records)
+        scored = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=len(expected_ids), timeout_s=180)
+        dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=n_dead, timeout_s=60)
+        assert svc.proc is not None and svc.proc.poll() is None, "the worker never crashed"
+
+    scored_ids = [v["id"] for v in values(scored)]
+    assert len(scored_ids) == len(set(scored_ids)), "every valid event scored exactly once"
+    assert set(scored_ids) == expected_ids, "no valid event lost"
+    got_reasons: dict[str, int] = {}
+    for v in values(dead):
+        got_reasons[v["reason"]] = got_reasons.get(v["reason"], 0) + 1
+    assert got_reasons == expected_reasons, "every invalid event dead-lettered once, right reason"

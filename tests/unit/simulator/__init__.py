@@ -1,0 +1,1 @@
+"""Unit tests of the simulator service and the synthetic clinic generator."""
