@@ -18,6 +18,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 from kafka import KafkaConsumer
 
@@ -45,7 +46,7 @@ def _wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, timeout_s: 
         if proc.poll() is not None:
             raise SystemExit(f"{name} exited early; see .demo/{name}.log")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -56,11 +57,14 @@ def _wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, timeout_s: 
 
 def _describe(topic: str, value: dict[str, object], ns: str) -> str:
     if topic == topics.topic_name(topics.SURVEY_SCORED, ns):
-        d = value["data"]
-        assert isinstance(d, dict)
+        d = cast(dict[str, Any], value["data"])
         band = f" {d['band']}" if d.get("band") else ""
         concern = f" {YELLOW}concern{RESET}" if d.get("concern") else ""
-        crit = f" {RED}{BOLD}critical item {','.join(d['critical_items'])}{RESET}" if d.get("critical_items") else ""
+        crit = (
+            f" {RED}{BOLD}critical item {','.join(d['critical_items'])}{RESET}"
+            if d.get("critical_items")
+            else ""
+        )
         total = d["total"]
         return (
             f"{DIM}scored {RESET} {d['client_id']:>12} s{d['session_number']:<2} "
@@ -68,9 +72,9 @@ def _describe(topic: str, value: dict[str, object], ns: str) -> str:
         )
     if topic == topics.topic_name(topics.DEAD_LETTER, ns):
         where = f" ({value['instrument']})" if value.get("instrument") else ""
-        return f"{RED}dead   {RESET} {value['stage']}: {value['reason']}{where} — offset {value['original_offset']}"
-    d = value["data"]
-    assert isinstance(d, dict)
+        offset = value["original_offset"]
+        return f"{RED}dead   {RESET} {value['stage']}: {value['reason']}{where} — offset {offset}"
+    d = cast(dict[str, Any], value["data"])
     colour = SEVERITY_COLOUR.get(str(d["severity"]), "")
     return (
         f"{colour}SIGNAL {d['severity']:>8}{RESET} {d['client_id']:>12} s{d['session_number']:<2} "
@@ -81,7 +85,9 @@ def _describe(topic: str, value: dict[str, object], ns: str) -> str:
 def main() -> int:
     """Run the demo; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     parser.add_argument("--clinics", type=int, default=2)
     parser.add_argument("--clients-per-clinician", type=int, default=4)
     parser.add_argument("--sessions", type=int, default=8)
@@ -104,15 +110,32 @@ def main() -> int:
         procs.append(monitor)
         _wait_ready("scoring", scoring, 6161)
         _wait_ready("monitor", monitor, 6162)
-        print("services ready: scoring (http://127.0.0.1:6161/metrics), monitor (http://127.0.0.1:6162/metrics)")
+        print(
+            "services ready: scoring (http://127.0.0.1:6161/metrics), monitor (http://127.0.0.1:6162/metrics)"
+        )
 
-        sim_env = {**os.environ, "RAPPORT_SIMULATOR_BOOTSTRAP_SERVERS": bootstrap, "RAPPORT_SIMULATOR_TOPIC_NAMESPACE": ns}
+        sim_env = {
+            **os.environ,
+            "RAPPORT_SIMULATOR_BOOTSTRAP_SERVERS": bootstrap,
+            "RAPPORT_SIMULATOR_TOPIC_NAMESPACE": ns,
+        }
         sim = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             [
-                sys.executable, "-m", "services.simulator",
-                "--clinics", str(args.clinics), "--clients-per-clinician", str(args.clients_per_clinician),
-                "--sessions", str(args.sessions), "--seed", str(args.seed), "--rate", str(args.rate),
-                "--invalid-rate", "0.02",
+                sys.executable,
+                "-m",
+                "services.simulator",
+                "--clinics",
+                str(args.clinics),
+                "--clients-per-clinician",
+                str(args.clients_per_clinician),
+                "--sessions",
+                str(args.sessions),
+                "--seed",
+                str(args.seed),
+                "--rate",
+                str(args.rate),
+                "--invalid-rate",
+                "0.02",
             ],
             env=sim_env,
         )
@@ -132,7 +155,7 @@ def main() -> int:
             for tp, records in batch.items():
                 for rec in records:
                     value = json.loads(rec.value)
-                    kind = tp.topic[len(ns):].split(".")[1]
+                    kind = tp.topic[len(ns) :].split(".")[1]
                     counts[kind] += 1
                     if kind == "survey-scored" and args.quiet_scores:
                         continue
@@ -143,8 +166,9 @@ def main() -> int:
                 break
         consumer.close()
         print(
-            f"\n{BOLD}done{RESET}: {counts['survey-scored']} surveys scored, {counts['dead-letter']} dead letters, "
-            f"{counts['signals']} signals. Service logs: .demo/*.log"
+            f"\n{BOLD}done{RESET}: {counts['survey-scored']} surveys scored, "
+            f"{counts['dead-letter']} dead letters, {counts['signals']} signals. "
+            "Service logs: .demo/*.log"
         )
         return 0 if sim.returncode == 0 else 1
     except KeyboardInterrupt:

@@ -73,7 +73,7 @@ class Envelope(_Model):
     """Pseudonymous client id (the topic key)."""
     clinic_id: PseudonymousId
     """The clinic the client belongs to; client ids are scoped by clinic."""
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: Literal["1"] = "1"
     """Version of the data schema; additive changes keep it, breaking ones move to a new topic."""
     correlation_id: uuid.UUID
     """Id of the originating ``SessionCompleted`` event."""

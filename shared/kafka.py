@@ -7,6 +7,7 @@ that need them so the offline CLI starts fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Iterable
@@ -49,11 +50,11 @@ def _register_idempotent_transport() -> str:
     scheme = "rapport-kafka"
     if scheme not in drivers.TRANSPORTS.aliases:
 
-        class IdempotentProducer(driver.Producer):  # type: ignore[misc]
+        class IdempotentProducer(driver.Producer):
             def _settings_extra(self) -> dict[str, Any]:
                 return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
-        class IdempotentTransport(driver.Transport):  # type: ignore[misc]
+        class IdempotentTransport(driver.Transport):
             Producer = IdempotentProducer
 
         globals()["IdempotentTransport"] = IdempotentTransport
@@ -115,9 +116,7 @@ async def deliver(topic: Any, *, key: bytes | None, value: bytes, attempts: int 
             await fut
             return
         except Exception as exc:  # any produce failure: retry, then stop the process
-            log.warning(
-                "produce failed", extra={"error_type": type(exc).__name__, "attempt": attempt}
-            )
+            log.warning("produce failed", extra={"error_type": type(exc).__name__, "attempt": attempt})
             if attempt == attempts:
                 break
             await asyncio.sleep(delay)
@@ -177,10 +176,9 @@ def apply_topics(
                 )
             )
         if to_create:
-            try:
+            # A concurrent provisioner may win the race; the topics then exist, which is the goal.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(to_create, timeout_ms=int(timeout_s * 1000))
-            except TopicAlreadyExistsError:
-                pass  # a concurrent provisioner won the race; the topics exist, which is the goal
         created = {t.name for t in to_create}
         described = {
             d.get("name", d.get("topic")): len(d["partitions"])
@@ -212,9 +210,7 @@ def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=5000
-            )
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=5000)
             try:
                 admin.list_topics()
                 return

@@ -46,6 +46,5 @@ def stale(directory: Path) -> list[str]:
     return [
         name
         for name, model in CONTRACTS.items()
-        if not (directory / name).is_file()
-        or (directory / name).read_text(encoding="utf-8") != render(model)
+        if not (directory / name).is_file() or (directory / name).read_text(encoding="utf-8") != render(model)
     ]

@@ -20,8 +20,7 @@ from shared.kafka import wait_for_broker
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_BOOTSTRAP = "127.0.0.1:9092"
 HOW_TO = (
-    "Start a broker with `make kafka-up` (needs Java 17 + Maven) or point "
-    "KAFKA_BOOTSTRAP_SERVERS at one."
+    "Start a broker with `make kafka-up` (needs Java 17 + Maven) or point KAFKA_BOOTSTRAP_SERVERS at one."
 )
 
 
@@ -30,10 +29,7 @@ def _docker_engine_answers() -> bool:
         return False
     try:
         return (
-            subprocess.run(
-                ["docker", "info"], capture_output=True, timeout=15, check=False
-            ).returncode
-            == 0
+            subprocess.run(["docker", "info"], capture_output=True, timeout=15, check=False).returncode == 0
         )
     except (OSError, subprocess.TimeoutExpired):
         return False

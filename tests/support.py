@@ -52,9 +52,7 @@ def session_event(
             episode_id=episode,
             session_number=session_number,
             session_time=when,
-            surveys=[
-                SurveyResponse(instrument=i, answers=a, completed_at=when) for i, a in surveys
-            ],
+            surveys=[SurveyResponse(instrument=i, answers=a, completed_at=when) for i, a in surveys],
         ),
     )
 
@@ -159,7 +157,7 @@ class ServiceProcess:
     def get(self, path: str) -> tuple[int, str]:
         """GET a path of the service's web server; (status, body), or (0, '') if unreachable."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=3) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()

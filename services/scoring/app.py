@@ -14,9 +14,9 @@ from services.scoring.metrics import ScoringMetrics
 from services.scoring.settings import ScoringSettings
 from shared import topics
 from shared.events import utc_now
-from shared.observability import add_health_views
 from shared.instruments import load_registry
 from shared.kafka import FaustOptions, create_faust_app, deliver
+from shared.observability import add_health_views
 
 log = logging.getLogger(__name__)
 

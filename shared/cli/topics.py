@@ -51,9 +51,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         wait_for_broker(args.bootstrap_servers, timeout_s=30)
-        results = apply_topics(
-            args.bootstrap_servers, partitions=args.partitions, namespace=args.namespace
-        )
+        results = apply_topics(args.bootstrap_servers, partitions=args.partitions, namespace=args.namespace)
     except Exception as exc:  # operator-facing: one clear line, no traceback
         print(f"error: could not provision topics: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -24,12 +24,12 @@ pytestmark = pytest.mark.integration
 PREFIX = "RAPPORT_SCORING_"
 
 
-def test_valid_session_yields_expected_scored_event(
-    kafka_bootstrap: str, ns: str, tmp_path: Path
-) -> None:
+def test_valid_session_yields_expected_scored_event(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
     event = session_event(client="c-valid")
     with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
-        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-valid", event.model_dump_json().encode())])
+        produce(
+            kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-valid", event.model_dump_json().encode())]
+        )
         records = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
         metrics = svc.get("/metrics")[1]
         assert svc.get("/healthz")[0] == 200
@@ -89,7 +89,9 @@ def test_one_unscorable_survey_does_not_block_its_siblings(
         surveys=(("PHQ-9", PHQ9_MODERATE), ("GAD-7", {str(i): 9 for i in range(1, 8)})),
     )
     with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path):
-        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-mixed", event.model_dump_json().encode())])
+        produce(
+            kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-mixed", event.model_dump_json().encode())]
+        )
         scored = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
         dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=1)
 
@@ -107,9 +109,9 @@ def test_burst_of_mixed_events_loses_nothing(kafka_bootstrap: str, ns: str, tmp_
     expected_reasons: dict[str, int] = {}
     for i in range(1000):
         client = f"c-{i % 97:03d}"
-        kind = rng.choices(
-            ["valid", "undecodable", "schema", "unknown", "range"], weights=[70, 8, 8, 7, 7]
-        )[0]
+        kind = rng.choices(["valid", "undecodable", "schema", "unknown", "range"], weights=[70, 8, 8, 7, 7])[
+            0
+        ]
         if kind == "valid":
             answers = {str(k): rng.randint(0, 3) for k in range(1, 10)}
             event = session_event(client=client, episode=f"ep-{i}", surveys=(("PHQ-9", answers),))
@@ -134,7 +136,9 @@ def test_burst_of_mixed_events_loses_nothing(kafka_bootstrap: str, ns: str, tmp_
     n_dead = sum(expected_reasons.values())
     with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
         produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), records)
-        scored = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=len(expected_ids), timeout_s=180)
+        scored = consume(
+            kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=len(expected_ids), timeout_s=180
+        )
         dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=n_dead, timeout_s=60)
         assert svc.proc is not None and svc.proc.poll() is None, "the worker never crashed"
 

@@ -16,7 +16,9 @@ def _render(logger: str, msg: str, *args: object, **extra: object) -> dict[str, 
 
 
 def test_allowlisted_extras_are_kept_and_others_dropped() -> None:
-    out = _render("services.scoring", "dead-lettered", reason="undecodable", client_id="c-1", answers={"9": 3})
+    out = _render(
+        "services.scoring", "dead-lettered", reason="undecodable", client_id="c-1", answers={"9": 3}
+    )
     assert out["reason"] == "undecodable"
     assert "client_id" not in out
     assert "answers" not in out
