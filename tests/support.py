@@ -205,3 +205,20 @@ def running_service(
 def t(ns: str, base: str) -> str:
     """Shorthand for the physical topic name in a namespace."""
     return topic_name(base, ns)
+
+
+def scored_events(event: SessionCompleted) -> list[Any]:
+    """The ``SurveyScored`` events the real scoring handler makes of ``event``."""
+    from services.scoring.handlers import score_session
+    from shared.instruments import default_registry
+
+    outcome = score_session(event.model_dump_json().encode(), default_registry(), event.time)
+    assert not outcome.rejections, outcome.rejections
+    return list(outcome.scored)
+
+
+def srs(total: float) -> dict[str, float]:
+    """SRS answers (4 items, 0–10) summing to ``total``."""
+    each = round(total / 4, 1)
+    last = round(total - 3 * each, 1)
+    return {"1": each, "2": each, "3": each, "4": last}

@@ -13,6 +13,7 @@ from services.scoring import handlers
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.settings import ScoringSettings
 from shared import topics
+from shared.deadletters import Rejection
 from shared.events import utc_now
 from shared.instruments import load_registry
 from shared.kafka import FaustOptions, create_faust_app, deliver
@@ -62,7 +63,7 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
             except Exception as exc:  # a bug must not ack-and-lose: dead-letter the input instead
                 log.exception("scoring failed", extra={"error_type": type(exc).__name__})
                 outcome = handlers.ScoringOutcome(
-                    None, (), (handlers.Rejection("processing_error", type(exc).__name__),)
+                    None, (), (Rejection("processing_error", type(exc).__name__),)
                 )
             for scored in outcome.scored:
                 await deliver(

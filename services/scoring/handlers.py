@@ -6,36 +6,22 @@ what they return. Clock and instrument registry are passed in.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import ValidationError
-
+from shared.deadletters import Rejection, build_dead_letter, decode
 from shared.events import (
     DeadLetter,
-    DeadLetterReason,
     ScaleInfo,
     SessionCompleted,
     SurveyScored,
     SurveyScoredData,
     derive_id,
-    validation_error_summary,
 )
 from shared.instruments import Registry, ScoreFailure, score_survey
 
 SOURCE = "rapport/scoring"
 STAGE = "scoring"
-_UNDECODABLE_ERRORS = frozenset({"json_invalid", "json_type", "invalid_utf8"})
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """Why a session, or one survey of it, could not be scored. ``detail`` holds no values."""
-
-    reason: DeadLetterReason
-    detail: str
-    instrument: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,24 +40,13 @@ class ScoringOutcome:
         return "partial" if self.scored else "rejected"
 
 
-def decode_session(raw: bytes) -> SessionCompleted | Rejection:
-    """Validate a raw record as a ``SessionCompleted``, or say why it is not one."""
-    try:
-        return SessionCompleted.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        undecodable = any(e["type"] in _UNDECODABLE_ERRORS for e in errors)
-        reason: DeadLetterReason = "undecodable" if undecodable else "schema_violation"
-        return Rejection(reason, validation_error_summary(errors))
-
-
 def score_session(raw: bytes, registry: Registry, now: datetime) -> ScoringOutcome:
     """Score every survey of one session event.
 
     Each scorable survey becomes one ``SurveyScored`` with a deterministic id (parent id +
     instrument); each unscorable one becomes a ``Rejection`` while its siblings are still scored.
     """
-    decoded = decode_session(raw)
+    decoded = decode(SessionCompleted, raw)
     if isinstance(decoded, Rejection):
         return ScoringOutcome(None, (), (decoded,))
     session = decoded
@@ -134,18 +109,15 @@ def dead_letter(
     session: SessionCompleted | None,
 ) -> DeadLetter:
     """The dead-letter record for one rejection: the original bytes, whole, plus the reason."""
-    return DeadLetter(
-        id=derive_id(topic, partition, offset, STAGE, rejection.reason, rejection.instrument or ""),
-        time=now,
+    return build_dead_letter(
+        rejection,
         stage=STAGE,
-        reason=rejection.reason,
-        detail=rejection.detail,
-        instrument=rejection.instrument,
-        original_topic=topic,
-        original_partition=partition,
-        original_offset=offset,
-        original_key_b64=base64.b64encode(key).decode() if key is not None else None,
-        original_value_b64=base64.b64encode(value).decode(),
+        key=key,
+        value=value,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        now=now,
         correlation_id=session.id if session else None,
         clinic_id=session.clinic_id if session else None,
     )

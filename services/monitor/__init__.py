@@ -1,0 +1,1 @@
+"""Monitor service: survey-scored → per-client trajectories → explainable signals."""

@@ -1,0 +1,70 @@
+"""Dead-letter records: what every stage builds when it cannot process a record.
+
+The original bytes travel whole (base64) with stage, reason and original topic/partition/offset so a
+record can be inspected and replayed. ``detail`` carries error types and locations, never values.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared.events import DeadLetter, DeadLetterReason, derive_id, validation_error_summary
+
+_UNDECODABLE_ERRORS = frozenset({"json_invalid", "json_type", "invalid_utf8"})
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record, or one part of it, could not be processed. ``detail`` holds no input values."""
+
+    reason: DeadLetterReason
+    detail: str
+    instrument: str | None = None
+
+
+def decode(model: type[M], raw: bytes) -> M | Rejection:
+    """Validate ``raw`` JSON as ``model``, or say why not (``undecodable`` / ``schema_violation``)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        undecodable = any(e["type"] in _UNDECODABLE_ERRORS for e in errors)
+        reason: DeadLetterReason = "undecodable" if undecodable else "schema_violation"
+        return Rejection(reason, validation_error_summary(list(errors)))
+
+
+def build_dead_letter(
+    rejection: Rejection,
+    *,
+    stage: str,
+    key: bytes | None,
+    value: bytes,
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    correlation_id: object | None = None,
+    clinic_id: str | None = None,
+) -> DeadLetter:
+    """The dead-letter record of one rejection; its id is deterministic per input offset."""
+    return DeadLetter(
+        id=derive_id(topic, partition, offset, stage, rejection.reason, rejection.instrument or ""),
+        time=now,
+        stage=stage,
+        reason=rejection.reason,
+        detail=rejection.detail,
+        instrument=rejection.instrument,
+        original_topic=topic,
+        original_partition=partition,
+        original_offset=offset,
+        original_key_b64=base64.b64encode(key).decode() if key is not None else None,
+        original_value_b64=base64.b64encode(value).decode(),
+        correlation_id=correlation_id,
+        clinic_id=clinic_id,
+    )

@@ -1,0 +1,116 @@
+"""The monitor on a real broker: live signals equal the offline rules, survive restarts, never repeat."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared import topics
+from shared.rules.config import default_rulebook
+from shared.rules.live import evaluate
+from tests.support import (
+    PHQ9_MODERATE,
+    consume,
+    produce,
+    running_service,
+    scored_events,
+    session_event,
+    srs,
+    t,
+    values,
+)
+
+pytestmark = pytest.mark.integration
+PREFIX = "RAPPORT_MONITOR_"
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _trajectory(client: str, srs_totals: list[float]) -> list:
+    out = []
+    for n, total in enumerate(srs_totals, start=1):
+        answers = dict(PHQ9_MODERATE)
+        if n == len(srs_totals):
+            answers["9"] = 1  # risk item endorsed at the last session
+        out += scored_events(
+            session_event(client=client, session_number=n, surveys=(("SRS", srs(total)), ("PHQ-9", answers)))
+        )
+    return out
+
+
+def _offline_signal_ids(events: list) -> set[str]:
+    state, ids = None, set()
+    for e in events:
+        result = evaluate(state, e, default_rulebook(), NOW)
+        state = result.state
+        ids |= {str(s.id) for s in result.signals}
+    return ids
+
+
+def _records(events: list) -> list[tuple[bytes, bytes]]:
+    return [(e.data.client_id.encode(), e.model_dump_json().encode()) for e in events]
+
+
+def test_signals_survive_restart_and_match_offline_rules(
+    kafka_bootstrap: str, ns: str, tmp_path: Path
+) -> None:
+    events = _trajectory("c-rupture", [39.0, 39.5, 38.8, 39.2, 39.0, 30.0])
+    expected = _offline_signal_ids(events)
+    kinds_expected = {"alliance_drop", "critical_item"}
+    scored_topic = t(ns, topics.SURVEY_SCORED)
+    signals_topic = t(ns, topics.SIGNALS)
+    app_id = f"monitor-{ns.rstrip('.')}"
+    before, after = events[:10], events[10:]
+
+    with running_service(
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+    ):
+        produce(kafka_bootstrap, scored_topic, _records(before))
+        early = consume(kafka_bootstrap, signals_topic, expected=0, timeout_s=10, settle_s=8)
+    # Restarted with an empty in-memory store: the trajectory must come back from the changelog.
+    with running_service(
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+    ) as svc:
+        produce(kafka_bootstrap, scored_topic, _records(after))
+        got = consume(kafka_bootstrap, signals_topic, expected=len(expected), timeout_s=60)
+        metrics = svc.get("/metrics")[1]
+
+    ids = [v["id"] for v in values(got)]
+    kinds = {v["data"]["kind"] for v in values(got)}
+    assert len(early) < len(expected), "the decisive session came after the restart"
+    assert len(ids) == len(set(ids)), "no signal repeated across the restart"
+    assert set(ids) == expected, "live signals equal the offline rules over the whole trajectory"
+    assert kinds_expected <= kinds, "the drop vs the recovered baseline and the risk item both fired"
+    critical = [v for v in values(got) if v["data"]["kind"] == "critical_item"]
+    assert critical and all(v["data"]["severity"] == "critical" for v in critical)
+    assert "rapport_monitor_signals_total" in metrics
+
+
+def test_out_of_order_and_duplicate_delivery(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
+    events = _trajectory("c-late", [39.0, 39.5, 38.8, 39.2, 30.0, 38.5])
+    by_session: dict[int, list] = {}
+    for e in events:
+        by_session.setdefault(e.data.session_number, []).append(e)
+    shuffled = [*by_session[1], *by_session[2], *by_session[4], *by_session[3], *by_session[5],
+                *by_session[3], *by_session[6], *by_session[5]]  # fmt: skip
+    expected = _offline_signal_ids(shuffled)
+    with running_service("services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://"):
+        produce(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), _records(shuffled))
+        got = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=len(expected), timeout_s=60)
+
+    ids = [v["id"] for v in values(got)]
+    assert len(ids) == len(set(ids)), "a redelivered survey never yields a repeated signal"
+    assert set(ids) == expected
+    assert set(ids) >= _offline_signal_ids(events), "late arrival re-evaluates: nothing in-order is missed"
+
+
+def test_undecodable_scored_record_is_dead_lettered(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
+    good = _trajectory("c-ok", [39.0])
+    with running_service("services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://"):
+        produce(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), [(b"c-x", b"nope"), *_records(good)])
+        dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=1)
+        signals = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=1)
+    assert [v["reason"] for v in values(dead)] == ["undecodable"]
+    assert values(dead)[0]["stage"] == "monitor"
+    assert [v["data"]["kind"] for v in values(signals)] == ["critical_item"], "valid events still flow"
