@@ -1,0 +1,309 @@
+"""``rapport backtest HISTORY`` — how many signals a rule set would have raised over a history.
+
+Reads a history (JSON Lines, one session a line, or CSV, one survey a row — see
+``shared.rules.sessions``), scores every survey with the instrument registry, groups the scores by
+client and runs the rule set's episode evaluation — the same ``evaluate_episode`` the live monitor
+runs — over each client's session-sorted trajectories. Reports, per rule and overall, the signals
+fired and the share of clients flagged (at least one signal of severity moderate or higher; critical
+items are counted separately). ``--compare`` puts a second rule set beside the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from shared.rules.backtest import BacktestReport, History, run_backtest
+from shared.rules.sessions import LineError, SessionLine, parse_json_line, read_csv_rows
+
+ERROR_LINES_SHOWN = 20
+
+
+def register(sub: Any) -> None:
+    """Add the ``backtest`` subcommand."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "backtest",
+        help="Run a rule set over a history and report how many signals and flagged clients it yields.",
+    )
+    parser.add_argument("history", type=Path, help="History file: JSON Lines (one session a line) or CSV.")
+    parser.add_argument("--ruleset", type=Path, help="Rule set A (YAML merged onto the default).")
+    parser.add_argument("--compare", type=Path, help="Rule set B, reported beside A.")
+    parser.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        help="History format (default: from the file name; .csv is CSV, anything else JSON Lines).",
+    )
+    parser.add_argument(
+        "--instrument-dir",
+        type=Path,
+        action="append",
+        default=[],
+        help="Extra instrument spec directory (repeatable).",
+    )
+    parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    parser.set_defaults(handler=_run)
+
+
+@dataclass
+class ReadStats:
+    """What reading and scoring the history did."""
+
+    lines: int = 0
+    sessions: int = 0
+    bad_lines: int = 0
+    unscorable_surveys: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    read_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "records": self.lines,
+            "bad_records": self.bad_lines,
+            "unscorable_surveys": self.unscorable_surveys,
+            "errors_by_reason": dict(sorted(self.errors.items())),
+        }
+
+
+def _run(args: argparse.Namespace) -> int:
+    from shared.cli.signals import load_inputs
+    from shared.rules.config import load_rulebook
+
+    try:
+        book_a, registry = load_inputs(args.ruleset, args.instrument_dir)
+        book_b = load_rulebook(args.compare) if args.compare else None
+        size = args.history.stat().st_size
+    except Exception as exc:  # operator-facing: one clear line, no traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    fmt = args.format or ("csv" if args.history.suffix.lower() == ".csv" else "jsonl")
+    progress = not args.no_progress
+    started = time.perf_counter()
+    with args.history.open("rb") as fh:
+        history, stats = read_history(fh, fmt, registry, size=size, progress=progress)
+    stats.read_seconds = time.perf_counter() - started
+    reports = {"A": _evaluate(history, book_a, "A", progress)}
+    if book_b is not None:
+        reports["B"] = _evaluate(history, book_b, "B", progress)
+    elapsed = time.perf_counter() - started
+    summary = {
+        "history": str(args.history),
+        "format": fmt,
+        "clients": history.clients,
+        "sessions": stats.sessions,
+        "surveys": history.surveys,
+        "risk_unknown_surveys": history.risk_unknown_surveys,
+        **stats.to_dict(),
+        "seconds": round(elapsed, 3),
+    }
+    if args.json:
+        payload: dict[str, Any] = {"input": summary, **{k: r.to_dict() for k, r in reports.items()}}
+        if "B" in reports:
+            payload["difference"] = _difference(reports["A"], reports["B"])
+        print(json.dumps(payload, indent=2))
+    else:
+        print(render_table(summary, reports))
+    return 1 if stats.bad_lines or stats.unscorable_surveys else 0
+
+
+def _evaluate(history: History, book: Any, label: str, progress: bool) -> BacktestReport:
+    bar = _bar(total=history.clients, desc=f"rules {label}", unit="client", enabled=progress)
+    try:
+        return run_backtest(history, book, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+
+
+def _bar(total: int, desc: str, unit: str, enabled: bool, scale: bool = False) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, file=sys.stderr, mininterval=0.5)
+
+
+def _binary_lines(fh: io.BufferedReader, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    # Counting bytes per 4096 lines keeps the progress bar off the hot path.
+    pending = 0
+    for n, raw in enumerate(fh, start=1):
+        pending += len(raw)
+        if on_bytes is not None and not n & 4095:
+            on_bytes(pending)
+            pending = 0
+        yield raw
+    if on_bytes is not None and pending:
+        on_bytes(pending)
+
+
+def read_history(
+    fh: Any,
+    fmt: str,
+    registry: Any,
+    *,
+    size: int | None = None,
+    progress: bool = False,
+    errors: TextIO | None = None,
+) -> tuple[History, ReadStats]:
+    """Read, validate and score a history from a binary file object into a :class:`History`."""
+    from shared.instruments import ScoreFailure, score_survey
+
+    history = History()
+    stats = ReadStats()
+    err_out = errors or sys.stderr
+    bar = _bar(total=size or 0, desc="read", unit="B", enabled=progress, scale=True)
+    records: Iterator[SessionLine | LineError]
+    if fmt == "csv":
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        records = read_csv_rows(csv.reader(_counted_text(text, bar.update if bar else None)))
+    else:
+        records = (
+            parse_json_line(raw, n)
+            for n, raw in enumerate(_binary_lines(fh, bar.update if bar else None), start=1)
+            if raw.strip()
+        )
+    add = history.add
+    shown = 0
+    for item in records:
+        stats.lines += 1
+        if isinstance(item, LineError):
+            stats.bad_lines += 1
+            stats.errors[item.reason] += 1
+            if shown < ERROR_LINES_SHOWN:
+                shown += 1
+                err_out.write(json.dumps(item.to_dict()) + "\n")
+            continue
+        for survey in item.surveys:
+            result = score_survey(registry, survey.instrument, survey.answers)
+            if isinstance(result, ScoreFailure):
+                stats.unscorable_surveys += 1
+                stats.errors[result.reason] += 1
+                if shown < ERROR_LINES_SHOWN:
+                    shown += 1
+                    err_out.write(
+                        json.dumps(
+                            {
+                                "client": item.client,
+                                "session": item.session,
+                                "instrument": survey.instrument,
+                                "error": result.reason,
+                                "detail": result.detail,
+                            }
+                        )
+                        + "\n"
+                    )
+                continue
+            add(
+                item.clinic,
+                item.client,
+                item.episode,
+                item.session,
+                survey.instrument,
+                result.domain,  # type: ignore[arg-type]  # the spec's domain is a Literal
+                result.scale,
+                result.total,
+                tuple(result.critical_items) if result.critical_items else (),
+                tuple(result.risk_unknown) if result.risk_unknown else (),
+            )
+    if bar:
+        bar.close()
+    if shown < stats.bad_lines + stats.unscorable_surveys:
+        err_out.write(json.dumps({"more_errors": stats.bad_lines + stats.unscorable_surveys - shown}) + "\n")
+    stats.sessions = history.sessions()
+    return history, stats
+
+
+def _counted_text(text: io.TextIOWrapper, on_bytes: Callable[[int], None] | None) -> Iterator[str]:
+    pending = 0
+    for n, line in enumerate(text, start=1):
+        pending += len(line)
+        if on_bytes is not None and not n & 4095:
+            on_bytes(pending)
+            pending = 0
+        yield line
+    if on_bytes is not None and pending:
+        on_bytes(pending)
+
+
+def _difference(a: BacktestReport, b: BacktestReport) -> dict[str, Any]:
+    return {
+        "flagged_clients": b.flagged_clients - a.flagged_clients,
+        "flagged_share": round(b.share(b.flagged_clients) - a.share(a.flagged_clients), 6),
+        "signals": b.signals - a.signals,
+        "critical_item_signals": b.critical_signals - a.critical_signals,
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render_table(summary: dict[str, Any], reports: dict[str, BacktestReport]) -> str:
+    """The human-readable report: one row per (rule, severity), A and B side by side when comparing."""
+    a = reports["A"]
+    b = reports.get("B")
+    lines = [
+        f"history: {summary['history']} ({summary['format']}) — {summary['clients']:,} clients, "
+        f"{summary['sessions']:,} sessions, {summary['surveys']:,} surveys in {summary['seconds']:.1f} s",
+        f"rejected: {summary['bad_records']:,} records, {summary['unscorable_surveys']:,} surveys; "
+        f"risk item unanswered in {summary['risk_unknown_surveys']:,} surveys",
+        f"rule set A: {a.ruleset_version}" + (f"   rule set B: {b.ruleset_version}" if b else ""),
+        "",
+    ]
+    rows: list[tuple[str, str, str]] = []
+    keys = list(
+        dict.fromkeys(
+            [(r["rule"], r["severity"]) for r in a.to_dict()["rules"]]
+            + ([(r["rule"], r["severity"]) for r in b.to_dict()["rules"]] if b else [])
+        )
+    )
+
+    def cell(report: BacktestReport | None, rule: str, severity: str) -> tuple[int, int]:
+        if report is None:
+            return 0, 0
+        for (rid, _kind, sev), c in report.by_rule.items():
+            if rid == rule and sev == severity:
+                return c.signals, c.clients
+        return 0, 0
+
+    head = f"{'rule':32} {'severity':9} {'A signals':>10} {'A clients':>10} {'A share':>8}"
+    if b:
+        head += f" {'B signals':>10} {'B clients':>10} {'B share':>8} {'Δ share':>8}"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for rule, severity in keys:
+        sa, ca = cell(a, rule, severity)
+        row = f"{rule:32} {severity:9} {sa:>10,} {ca:>10,} {_pct(a.share(ca)):>8}"
+        if b:
+            sb, cb = cell(b, rule, severity)
+            row += f" {sb:>10,} {cb:>10,} {_pct(b.share(cb)):>8} {_delta(b.share(cb) - a.share(ca)):>8}"
+        rows.append((rule, severity, row))
+    lines.extend(r[2] for r in rows)
+    lines.append("-" * len(head))
+    flag = f"{'flagged (>= moderate, excl. critical items)':42} {'':>10} {a.flagged_clients:>10,} "
+    flag += f"{_pct(a.share(a.flagged_clients)):>8}"
+    crit = f"{'critical items':42} {a.critical_signals:>10,} {a.critical_clients:>10,} "
+    crit += f"{_pct(a.share(a.critical_clients)):>8}"
+    if b:
+        flag += f" {'':>10} {b.flagged_clients:>10,} {_pct(b.share(b.flagged_clients)):>8} "
+        flag += f"{_delta(b.share(b.flagged_clients) - a.share(a.flagged_clients)):>8}"
+        crit += (
+            f" {b.critical_signals:>10,} {b.critical_clients:>10,} {_pct(b.share(b.critical_clients)):>8} "
+        )
+        crit += f"{_delta(b.share(b.critical_clients) - a.share(a.critical_clients)):>8}"
+    lines.extend([flag, crit])
+    return "\n".join(lines)
+
+
+def _delta(x: float) -> str:
+    return f"{100 * x:+.1f}pp"
