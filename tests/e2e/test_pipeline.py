@@ -31,16 +31,14 @@ CONFIG = SimulationConfig(
 )
 
 
-def _expected() -> tuple[set[str], Counter[str], set[str], int]:
+def _expected() -> tuple[set[str], Counter[str], set[str]]:
     """What the pipeline must produce, computed offline with the same pure code."""
     registry, rules, now = default_registry(), default_rulebook(), START
     scored_ids: set[str] = set()
     reasons: Counter[str] = Counter()
     states: dict[str, object] = {}
     signal_ids: set[str] = set()
-    n = 0
     for record in generate_records(CONFIG, SEED, START):
-        n += 1
         outcome = score_session(record.value, registry, now)
         reasons.update(r.reason for r in outcome.rejections)
         for scored in outcome.scored:
@@ -49,11 +47,11 @@ def _expected() -> tuple[set[str], Counter[str], set[str], int]:
             result = evaluate(states.get(key), scored, rules, now)  # type: ignore[arg-type]
             states[key] = result.state
             signal_ids |= {str(s.id) for s in result.signals}
-    return scored_ids, reasons, signal_ids, n
+    return scored_ids, reasons, signal_ids
 
 
 def test_simulated_clinic_flows_end_to_end(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
-    scored_ids, reasons, signal_ids, n_records = _expected()
+    scored_ids, reasons, signal_ids = _expected()
     assert signal_ids, "the cohort is built to raise signals"
     assert sum(reasons.values()) > 0, "the cohort carries invalid records"
 
