@@ -1,0 +1,31 @@
+"""The monitor service's pure handler: stored state in, new state and signals out."""
+
+from __future__ import annotations
+
+from services.monitor.handlers import decode_scored, state_key, track
+from shared.deadletters import Rejection
+from shared.rules.config import default_rulebook
+from tests.support import PHQ9_MODERATE, T0, scored_events, session_event, srs
+
+RULES = default_rulebook()
+
+
+def test_state_round_trips_through_the_table_format_and_redelivery_is_silent() -> None:
+    answers = {**PHQ9_MODERATE, "9": 2}
+    (event,) = scored_events(session_event(client="c-9", surveys=(("PHQ-9", answers),)))
+    first = track(event, None, RULES, T0)
+    assert [s.data.kind for s in first.signals] == ["critical_item"]
+    assert first.state is not None and first.change == "appended"
+    again = track(event, first.state, RULES, T0)
+    assert again.signals == () and again.state is None and again.change == "unchanged"
+
+
+def test_keys_are_scoped_by_clinic() -> None:
+    (a,) = scored_events(session_event(client="c-1", clinic="clinic-a", surveys=(("SRS", srs(38)),)))
+    (b,) = scored_events(session_event(client="c-1", clinic="clinic-b", surveys=(("SRS", srs(38)),)))
+    assert state_key(a) != state_key(b)
+
+
+def test_undecodable_scored_record_is_a_rejection() -> None:
+    assert isinstance(decode_scored(b"nope"), Rejection)
+    assert decode_scored(b"nope").reason == "undecodable"  # type: ignore[union-attr]

@@ -1,0 +1,71 @@
+"""The scoring service's pure handler: every outcome of one raw record, without Kafka."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from services.scoring.handlers import dead_letter, score_session
+from shared.events import derive_id
+from shared.instruments import default_registry
+from tests.support import PHQ9_MODERATE, T0, session_event, srs
+
+REGISTRY = default_registry()
+
+
+def _raw(**kwargs: object) -> bytes:
+    return session_event(**kwargs).model_dump_json().encode()  # type: ignore[arg-type]
+
+
+def test_every_survey_of_a_session_is_scored_with_a_deterministic_id() -> None:
+    event = session_event(surveys=(("PHQ-9", PHQ9_MODERATE), ("SRS", srs(38.0))))
+    outcome = score_session(event.model_dump_json().encode(), REGISTRY, T0)
+    assert outcome.label == "scored"
+    assert [s.data.instrument for s in outcome.scored] == ["PHQ-9", "SRS"]
+    assert outcome.scored[0].id == derive_id(event.id, "survey-scored", "PHQ-9")
+    assert outcome.scored[1].data.total == 38.0
+    again = score_session(event.model_dump_json().encode(), REGISTRY, T0)
+    assert [s.id for s in again.scored] == [s.id for s in outcome.scored], "replay gives same ids"
+
+
+def test_unscorable_survey_is_rejected_while_siblings_are_scored() -> None:
+    outcome = score_session(
+        _raw(surveys=(("PHQ-9", PHQ9_MODERATE), ("NOPE", {"1": 1}), ("GAD-7", {"1": 1}))),
+        REGISTRY,
+        T0,
+    )
+    assert outcome.label == "partial"
+    assert [s.data.instrument for s in outcome.scored] == ["PHQ-9"]
+    assert [(r.reason, r.instrument) for r in outcome.rejections] == [
+        ("unknown_instrument", "NOPE"),
+        ("too_many_missing", "GAD-7"),
+    ]
+
+
+def test_duplicate_instrument_in_one_session_is_rejected() -> None:
+    outcome = score_session(_raw(surveys=(("PHQ-9", PHQ9_MODERATE), ("PHQ-9", PHQ9_MODERATE))), REGISTRY, T0)
+    assert len(outcome.scored) == 1
+    assert [r.reason for r in outcome.rejections] == ["schema_violation"]
+
+
+def test_undecodable_and_schema_violations_are_told_apart() -> None:
+    assert score_session(b"\x00\xff", REGISTRY, T0).rejections[0].reason == "undecodable"
+    assert score_session(b"[1, 2]", REGISTRY, T0).rejections[0].reason == "schema_violation"
+    assert score_session(b"{}", REGISTRY, T0).label == "rejected"
+
+
+def test_dead_letter_keeps_original_bytes_and_no_values_in_detail() -> None:
+    raw = json.dumps({"data": {"client_id": "Jane Doe", "answers": {"9": 3}}}).encode()
+    outcome = score_session(raw, REGISTRY, T0)
+    record = dead_letter(
+        outcome.rejections[0], key=b"k", value=raw, topic="t", partition=2, offset=7, now=T0, session=None
+    )
+    assert base64.b64decode(record.original_value_b64) == raw
+    assert (record.original_partition, record.original_offset, record.stage) == (2, 7, "scoring")
+    assert "Jane" not in record.detail and "Jane" not in record.model_dump_json().replace(
+        record.original_value_b64, ""
+    )
+    same = dead_letter(
+        outcome.rejections[0], key=b"k", value=raw, topic="t", partition=2, offset=7, now=T0, session=None
+    )
+    assert same.id == record.id, "a redelivered bad record gets the same dead-letter id"
