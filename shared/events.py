@@ -144,7 +144,13 @@ class SurveyScoredData(_Model):
     instrument_version: str
     """Version of the instrument spec used to score."""
     domain: Literal["alliance", "outcome"]
-    total: float
+    total: float | None
+    """The total; ``null`` only for a survey that could not be scored but whose risk items were
+    endorsed (see ``unscorable_reason``): the risk answer must reach the monitor regardless."""
+    unscorable_reason: (
+        Literal["unknown_item", "out_of_range_answer", "too_many_missing"] | None
+    ) = None
+    """Why ``total`` is null; the survey is also dead-lettered with this reason."""
     subscales: dict[str, float] = Field(default_factory=dict)
     band: str | None = None
     concern: bool | None = None

@@ -10,15 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.deadletters import Rejection, build_dead_letter, decode
-from shared.events import (
-    DeadLetter,
-    ScaleInfo,
-    SessionCompleted,
-    SurveyScored,
-    SurveyScoredData,
-    derive_id,
-)
-from shared.instruments import Registry, ScoreFailure, score_survey
+from shared.events import DeadLetter, SessionCompleted, SurveyScored
+from shared.instruments import Registry, ScoreFailure, score_response
+from shared.scoring import SessionContext, scored_event
 
 SOURCE = "rapport/scoring"
 STAGE = "scoring"
@@ -45,55 +39,30 @@ def score_session(raw: bytes, registry: Registry, now: datetime) -> ScoringOutco
 
     Each scorable survey becomes one ``SurveyScored`` with a deterministic id (parent id +
     instrument); each unscorable one becomes a ``Rejection`` while its siblings are still scored.
+    An unscorable survey that endorsed a risk item is *also* published, with a null total, so the
+    risk answer reaches the monitor at once.
     """
     decoded = decode(SessionCompleted, raw)
     if isinstance(decoded, Rejection):
         return ScoringOutcome(None, (), (decoded,))
     session = decoded
-    data = session.data
+    ctx = SessionContext.of(session)
     scored: list[SurveyScored] = []
     rejections: list[Rejection] = []
     seen: set[str] = set()
-    for survey in data.surveys:
+    for survey in session.data.surveys:
         if survey.instrument in seen:
             rejections.append(
                 Rejection("schema_violation", "duplicate instrument in one session", survey.instrument)
             )
             continue
         seen.add(survey.instrument)
-        result = score_survey(registry, survey.instrument, survey.answers)
+        result = score_response(registry, survey)
         if isinstance(result, ScoreFailure):
             rejections.append(Rejection(result.reason, result.detail, survey.instrument))
-            continue
-        scored.append(
-            SurveyScored(
-                id=derive_id(session.id, "survey-scored", survey.instrument),
-                source=SOURCE,
-                time=now,
-                subject=session.subject,
-                clinic_id=session.clinic_id,
-                correlation_id=session.id,
-                data=SurveyScoredData(
-                    clinician_id=data.clinician_id,
-                    client_id=data.client_id,
-                    episode_id=data.episode_id,
-                    session_number=data.session_number,
-                    session_time=data.session_time,
-                    instrument=result.instrument,
-                    instrument_version=result.version,
-                    domain=result.domain,
-                    total=result.total,
-                    subscales=dict(result.subscales),
-                    band=result.band,
-                    concern=result.concern,
-                    critical_items=list(result.critical_items),
-                    risk_unknown=list(result.risk_unknown),
-                    prorated=result.prorated,
-                    missing_items=list(result.missing_items),
-                    scale=ScaleInfo.model_validate(result.scale, from_attributes=True),
-                ),
-            )
-        )
+        event = scored_event(ctx, result, registry, now=now, source=SOURCE)
+        if event is not None:
+            scored.append(event)
     return ScoringOutcome(session, tuple(scored), tuple(rejections))
 
 

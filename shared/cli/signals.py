@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.events import ScaleInfo, Signal, SurveyScored, SurveyScoredData, derive_id, utc_now
+from shared.events import Signal, derive_id, utc_now
 from shared.rules.config import RuleBook
 from shared.rules.sessions import LineError, SessionLine, canonical_surveys, parse_json_line, session_time
 from shared.rules.trajectory import ClientState
@@ -122,6 +122,7 @@ class OfflineMonitor:
         """New signals raised by one session, and error payloads for surveys that could not be scored."""
         from shared.instruments import ScoreFailure, score_survey
         from shared.rules.live import evaluate
+        from shared.scoring import SessionContext, scored_event
 
         key = (line.clinic, line.client)
         state = self.states.get(key)
@@ -130,7 +131,15 @@ class OfflineMonitor:
         session_id = derive_id(
             SOURCE, line.clinic, line.client, line.episode, line.session, canonical_surveys(line)
         )
-        when = session_time(line, self.now)
+        ctx = SessionContext(
+            session_id,
+            line.clinic,
+            line.client,
+            line.clinician,
+            line.episode,
+            line.session,
+            session_time(line, self.now),
+        )
         signals: list[Signal] = []
         errors: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -156,37 +165,13 @@ class OfflineMonitor:
                     "detail": result.detail,
                 }
                 if result.critical_items:
-                    # A risk answer must never vanish with an unscorable survey: name the items.
                     err["critical_items"] = list(result.critical_items)
                 errors.append(err)
+            # Same construction as the live scoring service: an unscorable survey with an endorsed
+            # risk item still becomes an event, so the risk signal is raised offline too.
+            event = scored_event(ctx, result, self.registry, now=self.now, source=SOURCE)
+            if event is None:
                 continue
-            event = SurveyScored(
-                id=derive_id(session_id, "survey-scored", result.instrument),
-                source=SOURCE,
-                time=self.now,
-                subject=line.client,
-                clinic_id=line.clinic,
-                correlation_id=session_id,
-                data=SurveyScoredData(
-                    clinician_id=line.clinician,
-                    client_id=line.client,
-                    episode_id=line.episode,
-                    session_number=line.session,
-                    session_time=when,
-                    instrument=result.instrument,
-                    instrument_version=result.version,
-                    domain=result.domain,
-                    total=result.total,
-                    subscales=dict(result.subscales),
-                    band=result.band,
-                    concern=result.concern,
-                    critical_items=list(result.critical_items),
-                    risk_unknown=list(result.risk_unknown),
-                    prorated=result.prorated,
-                    missing_items=list(result.missing_items),
-                    scale=ScaleInfo.model_validate(result.scale, from_attributes=True),
-                ),
-            )
             evaluation = evaluate(state, event, self.book, self.now)
             state = evaluation.state
             signals.extend(evaluation.signals)

@@ -76,8 +76,8 @@ class ScoreFailure:
     detail: str
     instrument: str | None = None
     critical_items: list[str] = field(default_factory=list)
-    """Critical items endorsed even though the total is not scorable (``too_many_missing``): a risk
-    answer must never be lost because other items are missing."""
+    """Critical items endorsed (with a valid answer) even though the total is not scorable: a risk
+    answer must never be lost because other items are missing or invalid."""
     risk_unknown: list[str] = field(default_factory=list)
     """Critical items left unanswered, when the answers were otherwise valid."""
 
@@ -417,12 +417,31 @@ def _risk(plan: Plan, answers: Answers) -> tuple[list[str], list[str]]:
     return endorsed, unknown
 
 
+def _valid_endorsed(plan: Plan, answers: Answers) -> list[str]:
+    """Critical items endorsed with a valid answer, for a survey failing on *other* items: a risk
+    answer must reach a clinician even when the rest of the survey cannot be scored."""
+    ranges = {item[0]: item for item in (*plan.items, *plan.unscored)}
+    endorsed: list[str] = []
+    for iid, threshold in plan.critical:
+        a = answers.get(iid)
+        item = ranges.get(iid)
+        if a is None or item is None or isinstance(a, bool):
+            continue
+        u = _to_units(a, plan.units)
+        _, lo, hi, _, step = item
+        if u is not None and lo <= u <= hi and not (u - lo) % step and a > threshold:
+            endorsed.append(iid)
+    return endorsed
+
+
 def score_general(plan: Plan, answers: Answers) -> ScoreResult | ScoreFailure:
     """Score item by item: full validation and the missing-item policies (the fast path defers here)."""
     instrument = plan.instrument
     unknown = [k for k in answers if k not in plan.known]
     if unknown:
-        return ScoreFailure("unknown_item", _describe_unknown(unknown), instrument)
+        return ScoreFailure(
+            "unknown_item", _describe_unknown(unknown), instrument, _valid_endorsed(plan, answers)
+        )
     units = plan.units
     bad: list[str] = []
     vals: list[int | None] = []
@@ -443,6 +462,7 @@ def score_general(plan: Plan, answers: Answers) -> ScoreResult | ScoreFailure:
             f"{len(bad)} answer(s) not a number, outside the item range or off the answer grid: "
             f"items {_ids(bad)}",
             instrument,
+            _valid_endorsed(plan, answers),
         )
     vals = vals[: plan.n]
     spec = plan.spec

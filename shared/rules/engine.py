@@ -161,6 +161,26 @@ def _risk_note(o: Observation) -> str:
     return f" Risk item {items} unanswered: risk unknown."
 
 
+def unscored_critical_finding(
+    instrument: str, session: int, items: tuple[str, ...], reason: str
+) -> Finding:
+    """The ``critical_item`` finding of a survey whose total could not be scored (``reason``) but
+    whose risk items were endorsed: same kind, severity and id inputs as a scored one."""
+    return Finding(
+        kind="critical_item",
+        severity="critical",
+        instrument=instrument,
+        session=session,
+        series=(),
+        thresholds=(),
+        items=items,
+        explanation=(
+            f"{instrument} risk {_items_text(items)} endorsed at session {session} (total not "
+            f"scorable: {reason.replace('_', ' ')}): follow the clinic's risk protocol now."
+        ),
+    )
+
+
 def _items_text(items: tuple[str, ...]) -> str:
     if len(items) == 1:
         return f"item {items[0]}"

@@ -19,13 +19,14 @@ Delivery semantics
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
 from typing import NamedTuple
 
 from shared.events import Evidence, SeriesPoint, Signal, SignalData, SurveyScored, derive_id
 from shared.rules.config import RuleBook, RuleSet
-from shared.rules.engine import Finding, evaluate_episode
+from shared.rules.engine import Finding, evaluate_episode, unscored_critical_finding
 from shared.rules.trajectory import Change, ClientState, Observation
 
 SOURCE = "rapport/monitor"
@@ -45,7 +46,7 @@ def observation_from_event(event: SurveyScored) -> Observation:
     d = event.data
     return Observation(
         session=d.session_number,
-        total=float(d.total),
+        total=float(d.total) if d.total is not None else math.nan,
         critical_items=tuple(d.critical_items),
         risk_unknown=tuple(d.risk_unknown),
         event_id=event.id.hex,
@@ -88,6 +89,8 @@ def evaluate(
     elif (state.clinic_id, state.client_id) != (event.clinic_id, d.client_id):
         raise ValueError("client state does not belong to this event's client")
     ruleset = rules.for_clinic(event.clinic_id) if isinstance(rules, RuleBook) else rules
+    if d.total is None:
+        return _unscored_critical(state, event, ruleset, now)
     obs = observation_from_event(event)
     new_state, change = state.with_observation(d.episode_id, d.instrument, d.domain, d.scale, obs)
     if change == "unchanged":
@@ -95,6 +98,25 @@ def evaluate(
     signals = _new_signals(new_state, d.episode_id, obs.session, ruleset, now)
     new_state = new_state.with_emitted(d.episode_id, [s.id.hex for s in signals])
     return Evaluation(new_state, signals, change)
+
+
+def _unscored_critical(
+    state: ClientState, event: SurveyScored, ruleset: RuleSet, now: datetime
+) -> Evaluation:
+    """An unscorable survey with endorsed risk items: signal them at once, keep the trajectory."""
+    d = event.data
+    if not d.critical_items:
+        return Evaluation(state, [], "unchanged")
+    finding = unscored_critical_finding(
+        d.instrument, d.session_number, tuple(d.critical_items), d.unscorable_reason or "invalid"
+    )
+    sid = signal_id(state.clinic_id, state.client_id, d.episode_id, finding)
+    episode = state.episodes.get(d.episode_id)
+    if episode is not None and sid.hex in episode.emitted:
+        return Evaluation(state, [], "unchanged")
+    obs = observation_from_event(event)
+    signal = to_signal(state, d.episode_id, finding, obs, ruleset.version, sid, now)
+    return Evaluation(state.with_emitted(d.episode_id, [sid.hex]), [signal], "risk_only")
 
 
 def _new_signals(

@@ -35,7 +35,9 @@ MAX_OBSERVATIONS = 400
 STATE_FORMAT = 1
 
 Domain = Literal["alliance", "outcome"]
-Change = Literal["appended", "inserted_late", "replaced", "unchanged"]
+Change = Literal["appended", "inserted_late", "replaced", "unchanged", "risk_only"]
+"""How an event changed the state; ``risk_only``: an unscorable survey's endorsed risk items were
+signalled, the trajectory itself is untouched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +160,7 @@ class ClientState:
         """A new state recording ``ids`` as emitted in ``episode_id``."""
         if not ids:
             return self
-        episode = self.episodes[episode_id]
+        episode = self.episodes.get(episode_id, EpisodeState())
         new_episode = replace(episode, emitted=episode.emitted | frozenset(ids))
         return replace(self, episodes={**self.episodes, episode_id: new_episode})
 

@@ -29,3 +29,17 @@ def test_keys_are_scoped_by_clinic() -> None:
 def test_undecodable_scored_record_is_a_rejection() -> None:
     assert isinstance(decode_scored(b"nope"), Rejection)
     assert decode_scored(b"nope").reason == "undecodable"  # type: ignore[union-attr]
+
+
+def test_risk_item_of_an_unscorable_survey_raises_a_critical_signal_once() -> None:
+    from services.scoring.handlers import score_session
+    from shared.instruments import default_registry
+
+    event = session_event(client="c-r", surveys=(("PHQ-9", {"1": 1, "2": 2, "9": 3}),))
+    (scored,) = score_session(event.model_dump_json().encode(), default_registry(), T0).scored
+    first = track(scored, None, RULES, T0)
+    assert [(s.data.kind, s.data.severity) for s in first.signals] == [("critical_item", "critical")]
+    assert "not scorable" in first.signals[0].data.explanation
+    assert first.change == "risk_only" and first.state is not None
+    again = track(scored, first.state, RULES, T0)
+    assert again.signals == (), "redelivery raises nothing"

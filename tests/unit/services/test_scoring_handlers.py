@@ -69,3 +69,25 @@ def test_dead_letter_keeps_original_bytes_and_no_values_in_detail() -> None:
         outcome.rejections[0], key=b"k", value=raw, topic="t", partition=2, offset=7, now=T0, session=None
     )
     assert same.id == record.id, "a redelivered bad record gets the same dead-letter id"
+
+
+def test_unscorable_survey_with_endorsed_risk_item_still_reaches_the_monitor() -> None:
+    answers = {"1": 1, "2": 2, "9": 3}  # six items missing: not scorable, but item 9 endorsed
+    outcome = score_session(_raw(surveys=(("PHQ-9", answers),)), REGISTRY, T0)
+    assert [r.reason for r in outcome.rejections] == ["too_many_missing"], "still dead-lettered"
+    (event,) = outcome.scored
+    assert event.data.total is None
+    assert event.data.unscorable_reason == "too_many_missing"
+    assert event.data.critical_items == ["9"]
+
+
+def test_out_of_range_answer_elsewhere_does_not_hide_a_risk_answer() -> None:
+    answers = {**PHQ9_MODERATE, "4": 7, "9": 1}
+    outcome = score_session(_raw(surveys=(("PHQ-9", answers),)), REGISTRY, T0)
+    assert [r.reason for r in outcome.rejections] == ["out_of_range_answer"]
+    assert [e.data.critical_items for e in outcome.scored] == [["9"]]
+
+
+def test_unscorable_survey_without_risk_publishes_nothing() -> None:
+    outcome = score_session(_raw(surveys=(("PHQ-9", {"1": 1, "9": 0}),)), REGISTRY, T0)
+    assert outcome.scored == () and outcome.label == "rejected"
