@@ -13,10 +13,15 @@ The model, in brief (shares and rates are configurable in :class:`SimulationConf
 * **outcome**: a latent severity in [0, 1] per session. Most clients *improve* (log-linear recovery
   toward a healthy level), some *plateau*, some *deteriorate* (a linear rise after an onset
   session); per-session noise on top;
-* **alliance**: a latent level; about half the clients sit at the ceiling (a latent level above
-  the scale's maximum, censored by the items, so many SRS totals are exactly 40), the rest lower
-  with slow growth. Some clients have a *repaired rupture* (a V: a drop of several points and a
-  return) and some an *unrepaired* one (the drop persists and drifts lower);
+* **alliance**: a latent level per client, drawn per instrument to match published norms. SRS is
+  strongly ceiling-bound: about half the clients sit at the ceiling (a latent level at or above the
+  scale's maximum, censored by the items, so many SRS totals are 39-40); the rest a few points lower
+  (a gamma-shaped gap below the top, so scores of 26 or less are rare) with slow growth. WAI-SR sits
+  lower on its 12-60 range (mean about 48, SD about 8). Some clients have a *repaired rupture* (a V:
+  a drop of several points below the level the items show, and a return) and some an *unrepaired*
+  one (the drop persists and drifts lower). Clients with an unrepaired rupture are more likely to
+  plateau or deteriorate (``unrepaired_outcome_factor``; the configured archetype shares still hold
+  over the whole cohort);
 * **risk items**: PHQ-9 item 9 and CORE-10 item 6 are endorsed rarely, more often by
   deteriorating and more severe clients, with some persistence once endorsed;
 * item answers are drawn around the per-item mean that puts the instrument's total where the
@@ -65,7 +70,8 @@ __all__ = [
 OutcomeArchetype = Literal["improving", "plateau", "deteriorating"]
 """Designed shape of a client's outcome trajectory."""
 AllianceLevel = Literal["ceiling", "typical"]
-"""Designed baseline of a client's alliance: at the scale's ceiling, or lower with room to grow."""
+"""Designed baseline of a client's alliance: at (SRS) or near (WAI-SR) the scale's ceiling, or lower with
+room to grow."""
 RuptureKind = Literal["none", "repaired", "unrepaired"]
 """Designed alliance rupture of a client."""
 RecordKind = Literal["valid", "out_of_range", "unknown_instrument", "schema_violation", "undecodable"]
@@ -188,9 +194,13 @@ class SimulationConfig:
     plateau_share: float = 0.17
     deteriorating_share: float = 0.07
     ceiling_share: float = 0.5
-    """Clients whose alliance sits at the top of the scale."""
+    """Clients whose alliance sits at (SRS) or near (WAI-SR) the top of the scale."""
     rupture_repaired_share: float = 0.10
     rupture_unrepaired_share: float = 0.05
+    unrepaired_outcome_factor: float = 2.0
+    """How many times more likely a client with an unrepaired rupture is to plateau or deteriorate
+    than the cohort as a whole (capped so shares stay valid). The other clients' shares are lowered to
+    match, so ``plateau_share`` and ``deteriorating_share`` still hold over the cohort. 1 = independent."""
     phq9_item9_rate: float = 0.012
     """Base per-session chance that PHQ-9 item 9 is endorsed (scaled by severity and archetype)."""
     core10_item6_rate: float = 0.004
@@ -233,6 +243,8 @@ class SimulationConfig:
             raise ValueError("rupture shares must not add up to more than 1")
         if self.deteriorating_risk_factor < 0 or self.outcome_noise < 0 or self.alliance_noise < 0:
             raise ValueError("risk factor and noise must not be negative")
+        if not 0.0 <= self.unrepaired_outcome_factor <= 100.0:
+            raise ValueError("unrepaired_outcome_factor must be within [0, 100]")
         if not 0.0 <= self.invalid_rate <= 0.5:
             raise ValueError("invalid_rate must be within [0, 0.5]")
         if not self.clinic_types:
@@ -278,7 +290,8 @@ class ClientTruth:
     rupture_session: int | None
     """Session of the drop, if the client has a rupture."""
     rupture_depth: float
-    """Size of the drop as a fraction of the alliance scale (0 without a rupture)."""
+    """Size of the drop below the level the items show (the latent level, capped at the scale's maximum),
+    as a fraction of the alliance scale (0 without a rupture)."""
     risk_endorsements: tuple[tuple[str, int, int], ...]
     """(instrument, session, answer) for every risk item endorsed (PHQ-9 item 9, CORE-10 item 6)."""
 
@@ -357,13 +370,16 @@ class _Client:
         r = self.rupture_session
         if self.rupture == "none" or n < r:
             return a
+        # A rupture is a drop below the level the items can show: for a client above the scale's
+        # maximum (censored) the drop starts from the maximum, so it is just as visible.
+        shown = a if a < 1.0 else 1.0
         if self.rupture == "repaired":
             if n == r:
-                return a - self.depth
+                return shown - self.depth
             if n == r + 1:
-                return a - self.depth * self.residual
+                return shown - self.depth * self.residual
             return a + self.repair_bonus
-        return a - self.depth - self.a_decline * (n - r)
+        return shown - self.depth - self.a_decline * (n - r)
 
     def truth(self) -> ClientTruth:
         endorsements = tuple(
@@ -421,8 +437,7 @@ def _population(config: SimulationConfig, seed: int) -> list[_Client]:
     clinic_w = max(2, len(str(config.clinics)))
     clinician_w = max(3, len(str(config.clinicians_per_clinic)))
     client_w = max(5, len(str(config.clinicians_per_clinic * config.clients_per_clinician)))
-    improving_cut = 1.0 - config.plateau_share - config.deteriorating_share
-    plateau_cut = 1.0 - config.deteriorating_share
+    cuts = _outcome_cuts(config)
     # Five weekdays, 08:00-17:30 on the half hour: 100 weekly slots per clinician.
     slots = [day * 86_400 + 8 * 3600 + half * 1800 for day in range(5) for half in range(20)]
     clients: list[_Client] = []
@@ -447,8 +462,8 @@ def _population(config: SimulationConfig, seed: int) -> list[_Client]:
                 c.episode_id = f"{c.client_id}-e1"
                 c.slot = own_slots[i % len(own_slots)]
                 c.n_sessions = rng.randint(config.sessions_min, config.sessions_max)
-                _draw_outcome(c, rng, improving_cut, plateau_cut)
                 _draw_alliance(c, rng, config)
+                _draw_outcome(c, rng, cuts[c.rupture == "unrepaired"])
                 if "PHQ-9" in profile.outcomes:
                     c.risk["PHQ-9"] = _draw_risk(c, rng, config.phq9_item9_rate, config, (1, 1, 1, 2, 2, 3))
                 if "CORE-10" in profile.outcomes:
@@ -457,7 +472,29 @@ def _population(config: SimulationConfig, seed: int) -> list[_Client]:
     return clients
 
 
-def _draw_outcome(c: _Client, rng: random.Random, improving_cut: float, plateau_cut: float) -> None:
+def _outcome_cuts(config: SimulationConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(improving cut, plateau cut) of the outcome draw: (for most clients, for unrepaired ruptures).
+
+    Clients with an unrepaired rupture plateau and deteriorate ``unrepaired_outcome_factor`` times as
+    often as the cohort; the others a little less often, so that the cohort keeps the configured
+    shares. The factor is capped so that every share stays within [0, 1].
+    """
+    p, d, u = config.plateau_share, config.deteriorating_share, config.rupture_unrepaired_share
+    m = config.unrepaired_outcome_factor
+    if p + d > 0.0:
+        m = min(m, 1.0 / (p + d))
+    if u > 0.0:
+        m = min(m, 1.0 / u)
+    others = (1.0 - u * m) / (1.0 - u) if u < 1.0 else 1.0
+
+    def cut(scale: float) -> tuple[float, float]:
+        return 1.0 - scale * (p + d), 1.0 - scale * d
+
+    return cut(others), cut(m)
+
+
+def _draw_outcome(c: _Client, rng: random.Random, cuts: tuple[float, float]) -> None:
+    improving_cut, plateau_cut = cuts
     u = rng.random()
     if u < improving_cut:
         c.outcome = "improving"
@@ -478,16 +515,46 @@ def _draw_outcome(c: _Client, rng: random.Random, improving_cut: float, plateau_
     c.anx_offset = rng.uniform(-0.15, 0.1)
 
 
+@dataclass(frozen=True, slots=True)
+class _AllianceNorm:
+    """Where one alliance instrument's client levels sit, as fractions of its range.
+
+    A "ceiling" client's level is uniform in ``ceiling``; a "typical" client's is ``top`` minus a
+    gamma-distributed gap (``gap_shape``, ``gap_scale``: right-skewed, so a few clients sit far
+    down, most a little below the top), never below ``floor``, and grows by up to ``growth`` x ln(session).
+    """
+
+    ceiling: tuple[float, float]
+    top: float
+    gap_shape: float
+    gap_scale: float
+    floor: float
+    growth: float
+
+
+_ALLIANCE_NORMS: Final[Mapping[str, _AllianceNorm]] = MappingProxyType(
+    {
+        # SRS: clinical samples average about 36-37 of 40, about half the clients rate at or near the
+        # maximum, 20-30 % of sessions fall below the cutoff 36 and scores of 26 or less are rare.
+        "SRS": _AllianceNorm((0.97, 1.1), 0.975, 1.3, 0.085, 0.35, 0.02),
+        # WAI-SR: item means about 3.7-4.2 of 5 in clinical samples (totals about 44-50, SD about 8); a weaker
+        # ceiling than the SRS.
+        "WAI-SR": _AllianceNorm((0.8, 1.0), 0.78, 1.5, 0.1, 0.15, 0.02),
+    }
+)
+
+
 def _draw_alliance(c: _Client, rng: random.Random, config: SimulationConfig) -> None:
+    norm = _ALLIANCE_NORMS[c.profile.alliance]
     if rng.random() < config.ceiling_share:
         # The latent level may exceed the scale: the items censor it, which is the ceiling effect.
         c.level = "ceiling"
-        c.a_base = rng.uniform(0.95, 1.1)
+        c.a_base = rng.uniform(*norm.ceiling)
         c.a_growth = 0.0
     else:
         c.level = "typical"
-        c.a_base = rng.uniform(0.5, 0.9)
-        c.a_growth = rng.uniform(0.0, 0.035)
+        c.a_base = max(norm.floor, norm.top - rng.gammavariate(norm.gap_shape, norm.gap_scale))
+        c.a_growth = rng.uniform(0.0, norm.growth)
     u = rng.random()
     # A visible V needs two sessions of baseline before and two sessions after the drop.
     can_rupture = c.n_sessions >= 5

@@ -269,6 +269,7 @@ def test_clinic_types_cycle_and_determine_the_surveys() -> None:
         {"sessions_min": 10, "sessions_max": 5},
         {"plateau_share": 0.7, "deteriorating_share": 0.4},
         {"ceiling_share": 1.5},
+        {"unrepaired_outcome_factor": -1.0},
         {"invalid_rate": 0.9},
         {"clinic_types": ()},
         {"clinic_types": ("nope",)},
@@ -357,7 +358,9 @@ def test_outcome_trajectories_follow_their_archetype(instrument: str) -> None:
 
     assert share("deteriorating", "worse") >= 0.7
     assert share("improving", "better") >= 0.7
-    assert share("plateau", "same") >= 0.75
+    # A plateau drifts by at most a few points, but first and last sessions each carry session noise:
+    # about one in five plateau clients crosses the reliable change by chance (0.74-0.86 over seeds).
+    assert share("plateau", "same") >= 0.7
     assert share("improving", "worse") <= 0.02
 
 
@@ -368,17 +371,33 @@ def test_intake_is_mostly_in_the_clinical_range() -> None:
     assert sum(x <= 25 for x in ors) / len(ors) >= 0.6
 
 
-def test_alliance_has_a_ceiling_effect() -> None:
-    srs = [x for series in scores_by_client("SRS").values() for x in series]
-    at_or_above_36 = sum(x >= 36 for x in srs) / len(srs)
-    at_max = sum(x >= 39.95 for x in srs) / len(srs)
-    assert 0.4 <= at_or_above_36 <= 0.75, at_or_above_36
-    assert at_max >= 0.1, at_max
+def test_srs_matches_published_norms_with_a_ceiling_effect() -> None:
+    # Clinical samples: mean about 36-37 of 40, about half the clients at or near the maximum, a
+    # minority of sessions (20-30 %) below the cutoff 36, scores of 26 or less rare (CLINICAL.md).
+    by_client = scores_by_client("SRS")
+    srs = [x for series in by_client.values() for x in series]
+    n = len(srs)
+    assert 36.0 <= statistics.mean(srs) <= 37.5, statistics.mean(srs)
+    below = sum(x < 36 for x in srs) / n
+    assert 0.2 <= below <= 0.3, below
+    deep = sum(x <= 26 for x in srs) / n
+    assert 0.005 <= deep <= 0.05, deep
+    assert sum(x >= 39.95 for x in srs) / n >= 0.15
+    at_ceiling = sum(statistics.median(s) >= 39 for s in by_client.values()) / len(by_client)
+    assert 0.38 <= at_ceiling <= 0.6, at_ceiling
     truth = big_truth()
-    ceiling_means = [
-        statistics.mean(s) for c, s in scores_by_client("SRS").items() if truth[c].alliance_level == "ceiling"
-    ]
-    assert statistics.median(ceiling_means) >= 37
+    ceiling_means = [statistics.mean(s) for c, s in by_client.items() if truth[c].alliance_level == "ceiling"]
+    assert statistics.median(ceiling_means) >= 39
+    typical_means = [statistics.mean(s) for c, s in by_client.items() if truth[c].alliance_level == "typical"]
+    assert 32 <= statistics.median(typical_means) <= 37
+
+
+def test_wai_sr_matches_published_norms() -> None:
+    # Item means about 3.7-4.2 of 5 in clinical samples: totals about 44-50 of 60, SD about 8.
+    wai = [x for series in scores_by_client("WAI-SR").values() for x in series]
+    assert 45 <= statistics.mean(wai) <= 51, statistics.mean(wai)
+    assert 6 <= statistics.pstdev(wai) <= 10, statistics.pstdev(wai)
+    assert sum(x >= 59 for x in wai) / len(wai) <= 0.25
 
 
 def alliance_series() -> dict[str, list[float]]:
@@ -409,6 +428,57 @@ def test_repaired_ruptures_make_a_v_and_unrepaired_ones_stay_down() -> None:
     assert repaired > 100 and unrepaired > 50
     assert v_shape / repaired >= 0.85
     assert stays_down / unrepaired >= 0.85
+
+
+def test_ruptures_drop_from_the_level_the_items_show_even_at_the_ceiling() -> None:
+    truth = big_truth()
+    drops = []
+    for client, series in scores_by_client("SRS").items():
+        t = truth[client]
+        if t.rupture == "none" or t.alliance_level != "ceiling":
+            continue
+        assert t.rupture_session is not None
+        r = t.rupture_session - 1
+        drops.append((statistics.mean(series[:r]) - series[r]) / (40 * t.rupture_depth))
+    # The latent level of a ceiling client is above the maximum; the drop still shows in full.
+    assert len(drops) > 60
+    assert 0.8 <= statistics.median(drops) <= 1.1, statistics.median(drops)
+
+
+def test_unrepaired_ruptures_go_with_worse_outcomes_and_the_mix_still_holds() -> None:
+    big = SimulationConfig(clinics=8, clinicians_per_clinic=25, clients_per_clinician=25)  # 5000
+    truth = client_archetypes(big, 5)
+
+    def not_improving(ts: list[ClientTruth]) -> float:
+        return sum(t.outcome != "improving" for t in ts) / len(ts)
+
+    unrepaired = [t for t in truth if t.rupture == "unrepaired"]
+    others = [t for t in truth if t.rupture != "unrepaired"]
+    cohort = big.plateau_share + big.deteriorating_share
+    assert not_improving(unrepaired) == pytest.approx(big.unrepaired_outcome_factor * cohort, abs=0.1)
+    assert not_improving(others) < cohort
+    assert not_improving(truth) == pytest.approx(cohort, abs=0.02)
+    outcome = Counter(t.outcome for t in truth)
+    assert outcome["deteriorating"] / len(truth) == pytest.approx(big.deteriorating_share, abs=0.015)
+
+    independent = client_archetypes(
+        SimulationConfig(
+            clinics=8, clinicians_per_clinic=25, clients_per_clinician=25, unrepaired_outcome_factor=1
+        ),
+        5,
+    )
+    unrepaired = [t for t in independent if t.rupture == "unrepaired"]
+    assert not_improving(unrepaired) == pytest.approx(cohort, abs=0.08)
+
+    # The factor is capped so that shares stay valid: everyone with an unrepaired rupture plateaus.
+    capped = SimulationConfig(
+        clinics=4,
+        clinicians_per_clinic=10,
+        clients_per_clinician=25,
+        plateau_share=0.5,
+        unrepaired_outcome_factor=5,
+    )
+    assert all(t.outcome != "improving" for t in client_archetypes(capped, 1) if t.rupture == "unrepaired")
 
 
 def test_risk_items_are_rare_but_present_and_match_the_ground_truth() -> None:
