@@ -21,9 +21,10 @@ from tests.support import consume, running_service, t, values
 pytestmark = pytest.mark.e2e
 START = datetime(2026, 1, 5, tzinfo=UTC)
 SEED = 31
+# Four clinics: one of each type (PCOMS, IAPT, CORE, K10), so every packaged instrument flows.
 CONFIG = SimulationConfig(
-    clinics=2,
-    clinicians_per_clinic=2,
+    clinics=4,
+    clinicians_per_clinic=1,
     clients_per_clinician=4,
     sessions_min=8,
     sessions_max=8,
@@ -66,7 +67,7 @@ def test_simulated_clinic_flows_end_to_end(kafka_bootstrap: str, ns: str, tmp_pa
                 sys.executable, "-m", "services.simulator",
                 "--bootstrap-servers", kafka_bootstrap, "--topic-namespace", ns,
                 "--seed", str(SEED), "--start", START.isoformat(),
-                "--clinics", "2", "--clinicians-per-clinic", "2", "--clients-per-clinician", "4",
+                "--clinics", "4", "--clinicians-per-clinic", "1", "--clients-per-clinician", "4",
                 "--sessions", "8", "--invalid-rate", "0.05", "--as-fast-as-possible",
             ],
             capture_output=True, text=True, timeout=120, check=False,
@@ -76,6 +77,8 @@ def test_simulated_clinic_flows_end_to_end(kafka_bootstrap: str, ns: str, tmp_pa
         dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), sum(reasons.values()), timeout_s=60)
         signals = consume(kafka_bootstrap, t(ns, topics.SIGNALS), len(signal_ids), timeout_s=120)
 
+    instruments = {v["data"]["instrument"] for v in values(scored)}
+    assert instruments == {"SRS", "WAI-SR", "ORS", "PHQ-9", "GAD-7", "CORE-10", "K10"}
     got_scored = [v["id"] for v in values(scored)]
     assert len(got_scored) == len(set(got_scored)) == len(scored_ids)
     assert set(got_scored) == scored_ids, "every valid survey scored exactly once"
