@@ -63,6 +63,7 @@ bench: setup ## Benchmarks: numbers and ratios against a baseline measured in th
 	@mkdir -p bench-results
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_backtest.py
+	$(BIN)/python bench/cohort_report.py
 
 demo: setup kafka-up ## Broker, topics, every service and the simulator; prints scores and signals as they arrive
 	$(BIN)/python deploy/demo.py
