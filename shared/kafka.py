@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shared.events import DeadLetter
 from shared.topics import CATALOGUE, TopicSpec, topic_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -124,6 +125,33 @@ async def deliver(topic: Any, *, key: bytes | None, value: bytes, attempts: int 
     log.critical("giving up on produce; stopping so the input is replayed after restart")
     logging.shutdown()
     os._exit(EXIT_PUBLISH_FAILED)
+
+
+def raw_topic(app: Any, base: str, namespace: str = "") -> Any:
+    """A faust topic of raw bytes keys and values: decoding and validation happen in our handlers,
+    where a bad record becomes a dead letter instead of a codec error inside faust."""
+    return app.topic(
+        topic_name(base, namespace),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+async def publish_dead_letter(topic: Any, record: DeadLetter, key: bytes | None) -> None:
+    """Send a dead-letter record (awaiting the broker) and log it with allowlisted fields only."""
+    await deliver(topic, key=key, value=record.model_dump_json().encode())
+    log.info(
+        "dead-lettered",
+        extra={
+            "stage": record.stage,
+            "reason": record.reason,
+            "topic": record.original_topic,
+            "partition": record.original_partition,
+            "offset": record.original_offset,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- provisioning

@@ -15,7 +15,7 @@ from services.monitor.settings import MonitorSettings
 from shared import topics
 from shared.deadletters import Rejection, build_dead_letter
 from shared.events import utc_now
-from shared.kafka import FaustOptions, create_faust_app, deliver
+from shared.kafka import FaustOptions, create_faust_app, deliver, publish_dead_letter, raw_topic
 from shared.observability import add_health_views
 from shared.rules.config import load_rulebook
 
@@ -40,13 +40,7 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
     )
 
     def topic(base: str) -> Any:
-        return app.topic(
-            topics.topic_name(base, settings.topic_namespace),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        return raw_topic(app, base, settings.topic_namespace)
 
     scored_topic = topic(topics.SURVEY_SCORED)
     signals_topic = topic(topics.SIGNALS)
@@ -74,18 +68,9 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
             correlation_id=event.correlation_id if event else None,
             clinic_id=event.clinic_id if event else None,
         )
-        await deliver(dead_letter_topic, key=message.key, value=record.model_dump_json().encode())
+        await publish_dead_letter(dead_letter_topic, record, message.key)
         metrics.dead_letters.labels(rejection.reason).inc()
         metrics.scores.labels("rejected").inc()
-        log.info(
-            "dead-lettered",
-            extra={
-                "reason": rejection.reason,
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-            },
-        )
 
     # concurrency=1: per-client order matters, and faust-streaming can lose offsets with more.
     @app.agent(scored_topic, concurrency=1)
@@ -114,9 +99,7 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
                     value=signal.model_dump_json().encode(),
                 )
                 metrics.signals.labels(signal.data.kind, signal.data.severity).inc()
-                metrics.score_to_signal_seconds.observe(
-                    max(0.0, (utc_now() - decoded.time).total_seconds())
-                )
+                metrics.score_to_signal_seconds.observe(max(0.0, (utc_now() - decoded.time).total_seconds()))
             if outcome.state is not None:
                 trajectories[key] = outcome.state
             metrics.scores.labels(outcome.change).inc()

@@ -16,7 +16,7 @@ from shared import topics
 from shared.deadletters import Rejection
 from shared.events import utc_now
 from shared.instruments import load_registry
-from shared.kafka import FaustOptions, create_faust_app, deliver
+from shared.kafka import FaustOptions, create_faust_app, deliver, publish_dead_letter, raw_topic
 from shared.observability import add_health_views
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,7 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
     )
 
     def topic(base: str) -> Any:
-        return app.topic(
-            topics.topic_name(base, settings.topic_namespace),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        return raw_topic(app, base, settings.topic_namespace)
 
     sessions_topic = topic(topics.SESSION_COMPLETED)
     scored_topic = topic(topics.SURVEY_SCORED)
@@ -83,21 +77,8 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
                     now=now,
                     session=outcome.session,
                 )
-                await deliver(
-                    dead_letter_topic,
-                    key=message.key,
-                    value=record.model_dump_json().encode(),
-                )
+                await publish_dead_letter(dead_letter_topic, record, message.key)
                 metrics.dead_letters.labels(rejection.reason).inc()
-                log.info(
-                    "dead-lettered",
-                    extra={
-                        "reason": rejection.reason,
-                        "topic": message.topic,
-                        "partition": message.partition,
-                        "offset": message.offset,
-                    },
-                )
             metrics.sessions.labels(outcome.label).inc()
             metrics.processing_seconds.observe(time.perf_counter() - started)
 
