@@ -8,6 +8,7 @@ contact details of clients appear anywhere: identifiers are clinic-issued pseudo
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -273,11 +274,48 @@ class DeadLetter(_Model):
     clinic_id: str | None = None
 
 
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    seen = seen if seen is not None else set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for arg in _type_args(field.annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                names |= _field_names(arg, seen)
+    return names
+
+
+def _type_args(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    out = [annotation]
+    for arg in get_args(annotation):
+        out += _type_args(arg)
+    return out
+
+
+@functools.cache
+def _safe_loc_parts() -> frozenset[str]:
+    names: set[str] = set()
+    for model in (SessionCompleted, SurveyScored, Signal, DeadLetter):
+        names |= _field_names(model)
+    return frozenset(names | {"[key]"})
+
+
 def validation_error_summary(errors: list[Any], limit: int = 5) -> str:
-    """Summarise pydantic errors by type and location only (their messages may echo PHI)."""
+    """Summarise pydantic errors by type and location only (their messages may echo PHI).
+
+    Location parts that are not field names of the contracts (dict keys chosen by the sender, which
+    could be anything) are shown as ``*``.
+    """
+    safe = _safe_loc_parts()
     parts = []
     for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        loc = ".".join(
+            str(p) if isinstance(p, int) or p in safe else "*" for p in err.get("loc", ())
+        )
         parts.append(f"{err.get('type', 'error')}@{loc or '<root>'}")
     more = len(errors) - limit
     if more > 0:

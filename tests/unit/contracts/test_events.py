@@ -83,3 +83,13 @@ def test_validation_summary_names_locations_not_values() -> None:
     summary = validation_error_summary(info.value.errors())
     assert "data.client_id" in summary
     assert "Secret" not in summary
+
+
+def test_validation_summary_masks_sender_chosen_keys() -> None:
+    raw = json.loads(session_event().model_dump_json())
+    raw["data"]["surveys"][0]["answers"]["Jane Doe"] = 1
+    with pytest.raises(ValidationError) as info:
+        SessionCompleted.model_validate(raw)
+    summary = validation_error_summary(info.value.errors())
+    assert "Jane" not in summary
+    assert "data.surveys.0.answers.*" in summary
