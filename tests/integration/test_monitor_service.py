@@ -52,8 +52,9 @@ def _records(events: list) -> list[tuple[bytes, bytes]]:
     return [(e.data.client_id.encode(), e.model_dump_json().encode()) for e in events]
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_signals_survive_restart_and_match_offline_rules(
-    kafka_bootstrap: str, ns: str, tmp_path: Path
+    kafka_bootstrap: str, ns: str, tmp_path: Path, store: str
 ) -> None:
     events = _trajectory("c-rupture", [39.0, 39.5, 38.8, 39.2, 39.0, 30.0])
     expected = _offline_signal_ids(events)
@@ -64,13 +65,14 @@ def test_signals_survive_restart_and_match_offline_rules(
     before, after = events[:10], events[10:]
 
     with running_service(
-        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store=store, app_id=app_id
     ):
         produce(kafka_bootstrap, scored_topic, _records(before))
         early = consume(kafka_bootstrap, signals_topic, expected=0, timeout_s=10, settle_s=8)
-    # Restarted with an empty in-memory store: the trajectory must come back from the changelog.
+    # Restarted: an empty in-memory store must recover the trajectory from the changelog; the
+    # rocksdict store reopens its local files and catches up from the changelog.
     with running_service(
-        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store=store, app_id=app_id
     ) as svc:
         produce(kafka_bootstrap, scored_topic, _records(after))
         got = consume(kafka_bootstrap, signals_topic, expected=len(expected), timeout_s=60)
