@@ -62,6 +62,8 @@ class ReadStats:
     sessions: int = 0
     bad_lines: int = 0
     unscorable_surveys: int = 0
+    unscorable_with_risk: int = 0
+    """Unscorable surveys with an endorsed risk item: live, each raises ``critical_item`` at once."""
     errors: Counter[str] = field(default_factory=Counter)
     read_seconds: float = 0.0
 
@@ -71,6 +73,7 @@ class ReadStats:
             "records": self.lines,
             "bad_records": self.bad_lines,
             "unscorable_surveys": self.unscorable_surveys,
+            "unscorable_with_risk": self.unscorable_with_risk,
             "errors_by_reason": dict(sorted(self.errors.items())),
         }
 
@@ -187,6 +190,8 @@ def read_history(
             result = score_survey(registry, survey.instrument, survey.answers)
             if isinstance(result, ScoreFailure):
                 stats.unscorable_surveys += 1
+                if result.critical_items:
+                    stats.unscorable_with_risk += 1
                 stats.errors[result.reason] += 1
                 if shown < ERROR_LINES_SHOWN:
                     shown += 1
@@ -255,8 +260,9 @@ def render_table(summary: dict[str, Any], reports: dict[str, BacktestReport]) ->
     lines = [
         f"history: {summary['history']} ({summary['format']}) — {summary['clients']:,} clients, "
         f"{summary['sessions']:,} sessions, {summary['surveys']:,} surveys in {summary['seconds']:.1f} s",
-        f"rejected: {summary['bad_records']:,} records, {summary['unscorable_surveys']:,} surveys; "
-        f"risk item unanswered in {summary['risk_unknown_surveys']:,} surveys",
+        f"rejected: {summary['bad_records']:,} records, {summary['unscorable_surveys']:,} surveys "
+        f"({summary['unscorable_with_risk']:,} of them with an endorsed risk item: critical "
+        f"live, not in the table); risk item unanswered in {summary['risk_unknown_surveys']:,} surveys",
         f"rule set A: {a.ruleset_version}" + (f"   rule set B: {b.ruleset_version}" if b else ""),
         "",
     ]

@@ -169,3 +169,14 @@ def test_bad_records_are_counted_and_shown_without_values(
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _backtest(capsys, str(tmp_path / "nope.jsonl"))
     assert code == 2 and err.startswith("error:")
+
+
+def test_unscorable_surveys_with_endorsed_risk_are_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = {"client": "c1", "session": 1, "surveys": [{"instrument": "PHQ-9", "answers": {"1": 1, "9": 3}}]}
+    path = _jsonl(tmp_path / "h.jsonl", [line])
+    _code, out, _err = _backtest(capsys, str(path), "--json", "--no-progress")
+    summary = json.loads(out)["input"]
+    assert summary["unscorable_surveys"] == 1
+    assert summary["unscorable_with_risk"] == 1
