@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -139,9 +139,22 @@ def raw_topic(app: Any, base: str, namespace: str = "") -> Any:
     )
 
 
-async def publish_dead_letter(topic: Any, record: DeadLetter, key: bytes | None) -> None:
-    """Send a dead-letter record (awaiting the broker) and log it with allowlisted fields only."""
-    await deliver(topic, key=key, value=record.model_dump_json().encode())
+async def deliver_all(records: Sequence[tuple[Any, bytes | None, bytes]]) -> None:
+    """Send ``(topic, key, value)`` records together and wait until the broker acknowledged each.
+
+    One round trip for a whole batch instead of one per record. A record the broker refused is sent
+    again through :func:`deliver` (retries, then stops the process without acknowledging the input).
+    """
+    futures = [await topic.send(key=key, value=value) for topic, key, value in records]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for (topic, key, value), result in zip(records, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("produce failed", extra={"error_type": type(result).__name__})
+            await deliver(topic, key=key, value=value)
+
+
+def log_dead_letter(record: DeadLetter) -> None:
+    """Log a published dead letter with allowlisted fields only."""
     log.info(
         "dead-lettered",
         extra={
@@ -152,6 +165,12 @@ async def publish_dead_letter(topic: Any, record: DeadLetter, key: bytes | None)
             "offset": record.original_offset,
         },
     )
+
+
+async def publish_dead_letter(topic: Any, record: DeadLetter, key: bytes | None) -> None:
+    """Send a dead-letter record (awaiting the broker) and log it."""
+    await deliver(topic, key=key, value=record.model_dump_json().encode())
+    log_dead_letter(record)
 
 
 # --------------------------------------------------------------------------- provisioning

@@ -15,6 +15,7 @@ class ScoringMetrics:
     surveys_scored: Counter
     dead_letters: Counter
     processing_seconds: Histogram
+    publish_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> ScoringMetrics:
@@ -40,8 +41,14 @@ class ScoringMetrics:
             ),
             processing_seconds=Histogram(
                 "rapport_scoring_processing_seconds",
-                "Time to score one session event and publish its results.",
+                "Time to decode and score one session event (publishing is measured per batch).",
                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+                registry=registry,
+            ),
+            publish_seconds=Histogram(
+                "rapport_scoring_publish_seconds",
+                "Time to publish one batch's results and receive every broker acknowledgement.",
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
                 registry=registry,
             ),
         )

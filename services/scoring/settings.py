@@ -17,6 +17,10 @@ class ScoringSettings(BaseSettings):
     partitions: int = 12
     web_host: str = "127.0.0.1"
     web_port: int = 6061
+    batch_max: int = 500
+    """Most session events scored and published as one batch."""
+    batch_within_s: float = 0.05
+    """Longest wait to fill a batch; bounds the latency a batch adds."""
     instrument_dirs: tuple[str, ...] = ()
     """Extra directories of clinic-supplied instrument spec files."""
     log_level: str = "INFO"
