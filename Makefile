@@ -59,11 +59,12 @@ fmt: setup ## Fix imports and formatting issues ruff can fix
 schemas: setup ## Regenerate the committed JSON Schemas from the models
 	$(BIN)/rapport schemas write
 
-bench: setup ## Benchmarks: numbers and ratios against a baseline measured in the same run
+bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measured in the same run
 	@mkdir -p bench-results
 	$(BIN)/python bench/bench_scoring.py
 	$(BIN)/python bench/bench_backtest.py
 	$(BIN)/python bench/cohort_report.py
+	$(BIN)/python bench/bench_pipeline.py
 
 demo: setup kafka-up ## Broker, topics, every service and the simulator; prints scores and signals as they arrive
 	$(BIN)/python deploy/demo.py
