@@ -105,5 +105,5 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
             metrics.scores.labels(outcome.change).inc()
             metrics.processing_seconds.observe(time.perf_counter() - started)
 
-    add_health_views(app, registry)
+    add_health_views(app, registry, "monitor")
     return app

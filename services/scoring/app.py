@@ -93,5 +93,5 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
                 metrics.dead_letters.labels(record.reason).inc()
                 log_dead_letter(record)
 
-    add_health_views(app, registry)
+    add_health_views(app, registry, "scoring")
     return app

@@ -47,6 +47,7 @@ def test_valid_session_yields_expected_scored_event(kafka_bootstrap: str, ns: st
     assert scored.data.session_number == 1
     assert 'rapport_scoring_sessions_total{outcome="scored"} 1.0' in metrics
     assert 'rapport_scoring_surveys_scored_total{instrument="PHQ-9"} 1.0' in metrics
+    assert "rapport_scoring_consumer_lag_messages{" in metrics
 
 
 @pytest.mark.parametrize(
