@@ -198,8 +198,11 @@ def running_service(
     service.start()
     try:
         yield service
-    finally:
+    except BaseException:
         service.stop()
+        raise
+    code = service.stop()
+    assert code == 0, f"{module} did not stop cleanly on SIGTERM (exit {code}):\n{service.logs()}"
 
 
 def t(ns: str, base: str) -> str:
