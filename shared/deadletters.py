@@ -13,7 +13,13 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.events import DeadLetter, DeadLetterReason, derive_id, validation_error_summary
+from shared.events import (
+    MAX_DEAD_LETTER_VALUE,
+    DeadLetter,
+    DeadLetterReason,
+    derive_id,
+    validation_error_summary,
+)
 
 _UNDECODABLE_ERRORS = frozenset({"json_invalid", "json_type", "invalid_utf8"})
 M = TypeVar("M", bound=BaseModel)
@@ -63,8 +69,10 @@ def build_dead_letter(
         original_topic=topic,
         original_partition=partition,
         original_offset=offset,
-        original_key_b64=base64.b64encode(key).decode() if key is not None else None,
-        original_value_b64=base64.b64encode(value).decode(),
+        original_key_b64=base64.b64encode(key[:1024]).decode() if key is not None else None,
+        original_value_b64=base64.b64encode(value[:MAX_DEAD_LETTER_VALUE]).decode(),
+        original_value_truncated=len(value) > MAX_DEAD_LETTER_VALUE,
+        original_size=len(value),
         correlation_id=correlation_id,
         clinic_id=clinic_id,
     )

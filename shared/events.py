@@ -24,6 +24,11 @@ from pydantic import (
 
 SCHEMA_VERSION = "1"
 
+#: Largest original value a dead letter carries whole. Base64 grows it by a third, and a dead letter
+#: that exceeds the broker's message size could never be published: the worker would stop and replay
+#: the same record forever.
+MAX_DEAD_LETTER_VALUE = 256 * 1024
+
 #: Namespace of every deterministic id Rapport derives (UUIDv5).
 RAPPORT_NAMESPACE = uuid.UUID("5b0c8f8e-3c1e-5d6a-9f7e-2a4d1c0b9e71")
 
@@ -269,7 +274,12 @@ class DeadLetter(_Model):
     original_offset: int
     original_key_b64: str | None = None
     original_value_b64: str
-    """The original record value, base64, byte for byte."""
+    """The original record value, base64, byte for byte (its first ``MAX_DEAD_LETTER_VALUE`` bytes
+    when ``original_value_truncated``)."""
+    original_value_truncated: bool = False
+    """True when the original value was too large to keep whole inside a dead letter."""
+    original_size: int | None = None
+    """Size of the original value in bytes."""
     correlation_id: uuid.UUID | None = None
     clinic_id: str | None = None
 

@@ -91,3 +91,13 @@ def test_out_of_range_answer_elsewhere_does_not_hide_a_risk_answer() -> None:
 def test_unscorable_survey_without_risk_publishes_nothing() -> None:
     outcome = score_session(_raw(surveys=(("PHQ-9", {"1": 1, "9": 0}),)), REGISTRY, T0)
     assert outcome.scored == () and outcome.label == "rejected"
+
+
+def test_huge_bad_record_is_dead_lettered_truncated_so_it_can_always_be_published() -> None:
+    raw = b"x" * (1024 * 1024)
+    outcome = score_session(raw, REGISTRY, T0)
+    record = dead_letter(
+        outcome.rejections[0], key=b"k", value=raw, topic="t", partition=0, offset=1, now=T0, session=None
+    )
+    assert record.original_value_truncated and record.original_size == len(raw)
+    assert len(record.model_dump_json()) < 400 * 1024
