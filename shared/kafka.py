@@ -11,8 +11,10 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events import DeadLetter
 from shared.topics import CATALOGUE, TopicSpec, topic_name
@@ -63,44 +65,48 @@ def _register_idempotent_transport() -> str:
     return scheme
 
 
-@dataclass(frozen=True)
-class FaustOptions:
-    """What every Rapport Faust service configures the same way."""
+class WorkerSettings(BaseSettings):
+    """What every Rapport Faust worker reads from its environment; each service subclasses it with
+    its own ``RAPPORT_<NAME>_`` prefix and defaults."""
 
-    app_id: str
-    bootstrap_servers: str
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    web_enabled: bool = True
+    model_config = SettingsConfigDict(frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "rapport"
+    """Consumer group and internal-topic prefix; one per service."""
+    topic_namespace: str = ""
+    """Prefix of every topic name; empty in production, unique per test run."""
+    partitions: int = 12
+    """Partitions of the topics the worker declares (tables: equal to their source topic's)."""
     store: str = "memory://"
     data_dir: str = ".faust-data"
-    partitions: int = 12
-    extra: dict[str, Any] = field(default_factory=dict)
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    log_level: str = "INFO"
 
 
-def create_faust_app(options: FaustOptions) -> faust.App:
+def create_faust_app(settings: WorkerSettings) -> faust.App:
     """A faust App with Rapport's defaults: idempotent producer, earliest offsets, no autodiscovery."""
     import faust
 
     scheme = _register_idempotent_transport()
-    brokers = ";".join(f"{scheme}://{host}" for host in options.bootstrap_servers.split(","))
+    brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
     return faust.App(
-        options.app_id,
+        settings.app_id,
         broker=brokers,
-        store=options.store,
-        datadir=options.data_dir,
-        web_host=options.web_host,
-        web_port=options.web_port,
-        web_enabled=options.web_enabled,
+        store=settings.store,
+        datadir=settings.data_dir,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
         web_in_thread=False,
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        topic_partitions=options.partitions,
+        topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
         table_cleanup_interval=30.0,
-        **options.extra,
     )
 
 

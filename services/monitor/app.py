@@ -15,7 +15,7 @@ from services.monitor.settings import MonitorSettings
 from shared import topics
 from shared.deadletters import Rejection, build_dead_letter
 from shared.events import utc_now
-from shared.kafka import FaustOptions, create_faust_app, deliver, publish_dead_letter, raw_topic
+from shared.kafka import create_faust_app, deliver, publish_dead_letter, raw_topic
 from shared.observability import add_health_views
 from shared.rules.config import load_rulebook
 
@@ -27,17 +27,7 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
     registry = registry or CollectorRegistry()
     metrics = MonitorMetrics.create(registry)
     rules = load_rulebook(settings.ruleset_path)
-    app = create_faust_app(
-        FaustOptions(
-            app_id=settings.app_id,
-            bootstrap_servers=settings.bootstrap_servers,
-            web_host=settings.web_host,
-            web_port=settings.web_port,
-            partitions=settings.partitions,
-            store=settings.store,
-            data_dir=settings.data_dir,
-        )
-    )
+    app = create_faust_app(settings)
 
     def topic(base: str) -> Any:
         return raw_topic(app, base, settings.topic_namespace)

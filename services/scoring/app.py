@@ -16,7 +16,7 @@ from shared import topics
 from shared.deadletters import Rejection
 from shared.events import DeadLetter, utc_now
 from shared.instruments import load_registry
-from shared.kafka import FaustOptions, create_faust_app, deliver_all, log_dead_letter, raw_topic
+from shared.kafka import create_faust_app, deliver_all, log_dead_letter, raw_topic
 from shared.observability import add_health_views
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,7 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics.create(registry)
     instruments = load_registry(extra_dirs=settings.instrument_dirs)
-    app = create_faust_app(
-        FaustOptions(
-            app_id=settings.app_id,
-            bootstrap_servers=settings.bootstrap_servers,
-            web_host=settings.web_host,
-            web_port=settings.web_port,
-            partitions=settings.partitions,
-        )
-    )
+    app = create_faust_app(settings)
 
     def topic(base: str) -> Any:
         return raw_topic(app, base, settings.topic_namespace)
