@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,6 +98,8 @@ def main() -> int:
     args = parser.parse_args()
 
     bootstrap = args.bootstrap_servers
+    # Every run is a new clinic on new topics: local table files of earlier runs are of no use.
+    shutil.rmtree(STATE / ".faust-data", ignore_errors=True)
     ns = f"demo-{uuid.uuid4().hex[:6]}."
     print(f"{BOLD}Rapport demo{RESET} — broker {bootstrap}, topic namespace '{ns}'")
     wait_for_broker(bootstrap, timeout_s=60)

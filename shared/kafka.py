@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -91,11 +92,14 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
 
     scheme = _register_idempotent_transport()
     brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
         settings.app_id,
         broker=brokers,
         store=settings.store,
-        datadir=settings.data_dir,
+        # One folder per app id: faust would otherwise put every app's local table files in the
+        # same place, and a second app started there finds the first one's offsets.
+        datadir=f"{settings.data_dir}/{settings.app_id}",
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_enabled=True,
