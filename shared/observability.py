@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -65,12 +66,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, separators=(",", ":"))
 
 
+_SAFE_TOKEN = re.compile(r"^[A-Za-z0-9._:/@=-]{0,200}$")
+
+
+def _safe_arg(value: object, depth: int = 0) -> object:
+    """A log argument reduced to what cannot carry PHI: numbers, identifier-like strings (topics,
+    group ids, hosts), sequences of those (topic-partitions); anything else — free text, bytes,
+    mappings (a decoded record would be one) — by type only."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if _SAFE_TOKEN.match(value) else "<str>"
+    if isinstance(value, BaseException):
+        return type(value).__name__
+    if depth < 3 and isinstance(value, tuple | list | set | frozenset):
+        items = [_safe_arg(v, depth + 1) for v in list(value)[:50]]
+        return tuple(items) if isinstance(value, tuple) else items
+    return f"<{type(value).__name__}>"
+
+
 def _message(record: logging.LogRecord) -> str:
     # Our own messages are fixed strings with allowlisted args. Third-party libraries may format a
-    # record's value into theirs, so only their template is kept, never the interpolated args.
+    # record's value into theirs, so their args are reduced to PHI-free forms before formatting.
     if record.name.startswith(("shared", "services")):
         return record.getMessage()
-    return record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+    template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+    if not record.args:
+        return template
+    args = record.args if isinstance(record.args, tuple) else (record.args,)
+    try:
+        return template % tuple(_safe_arg(a) for a in args)
+    except (TypeError, ValueError, KeyError):
+        return template
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

@@ -25,9 +25,18 @@ def test_allowlisted_extras_are_kept_and_others_dropped() -> None:
     assert out["message"] == "dead-lettered"
 
 
-def test_third_party_messages_keep_only_their_template() -> None:
-    out = _render("aiokafka", "bad record %r", {"answers": {"9": 3}})
-    assert out["message"] == "bad record %r"
+def test_third_party_args_are_reduced_to_phi_free_forms() -> None:
+    out = _render("aiokafka", "bad record %r", {"answers": {"9": 3}, "note": "Jane Doe feels low"})
+    assert out["message"] == "bad record '<dict>'"
+    listed = _render("aiokafka", "notes %s", ["Jane Doe feels low", "t.topic", 3])
+    assert listed["message"] == "notes ['<str>', 't.topic', 3]"
+
+
+def test_third_party_operational_args_stay_readable() -> None:
+    out = _render("faust.tables.recovery", "Crashed reason=%r on %s", ValueError("client c-1"), "t.topic-1")
+    assert out["message"] == "Crashed reason='ValueError' on t.topic-1"
+    raw = _render("aiokafka", "value %r", b"raw bytes")
+    assert raw["message"] == "value '<bytes>'"
 
 
 def test_exception_is_reduced_to_its_type() -> None:
