@@ -34,7 +34,7 @@ from shared import topics  # noqa: E402
 from shared.kafka import apply_topics, producer_config, wait_for_broker  # noqa: E402
 from shared.synthetic import SimulationConfig, generate_records  # noqa: E402
 from shared.topics import TopicSpec  # noqa: E402
-from tests.support import running_service  # noqa: E402
+from tests.support import consume, running_service  # noqa: E402
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "20000"))
@@ -42,21 +42,7 @@ PARTITIONS = 3
 
 
 def _drain(topic: str, expected: int, timeout_s: float = 600) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=BOOTSTRAP.split(","),
-        group_id=f"bench-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_poll_records=5000,
-    )
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    while len(out) < expected and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500).values():
-            out.extend(records)
-    consumer.close()
-    return out
+    return consume(BOOTSTRAP, topic, expected, timeout_s=timeout_s, settle_s=0.0)
 
 
 def _rate(records: list[Any], n: int) -> float:
