@@ -83,6 +83,8 @@ class WorkerSettings(BaseSettings):
     data_dir: str = ".faust-data"
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    session_timeout_s: float = 30.0
+    """How long the group waits for a silent (crashed) worker before giving its partitions away."""
     log_level: str = "INFO"
 
 
@@ -111,6 +113,7 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=1,
         topic_allow_declare=True,
         table_cleanup_interval=30.0,
+        broker_session_timeout=settings.session_timeout_s,
     )
 
 
