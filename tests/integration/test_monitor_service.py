@@ -40,10 +40,12 @@ def _trajectory(client: str, srs_totals: list[float]) -> list:
 
 
 def _offline_signal_ids(events: list) -> set[str]:
-    state, ids = None, set()
+    states: dict[str, object] = {}
+    ids: set[str] = set()
     for e in events:
-        result = evaluate(state, e, default_rulebook(), NOW)
-        state = result.state
+        key = f"{e.clinic_id}|{e.data.client_id}"
+        result = evaluate(states.get(key), e, default_rulebook(), NOW)  # type: ignore[arg-type]
+        states[key] = result.state
         ids |= {str(s.id) for s in result.signals}
     return ids
 
@@ -116,3 +118,54 @@ def test_undecodable_scored_record_is_dead_lettered(kafka_bootstrap: str, ns: st
     assert [v["reason"] for v in values(dead)] == ["undecodable"]
     assert values(dead)[0]["stage"] == "monitor"
     assert [v["data"]["kind"] for v in values(signals)] == ["critical_item"], "valid events still flow"
+
+
+def test_monitor_killed_mid_stream_loses_no_signal(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
+    """kill -9 while a backlog drains, restart: every signal the rules raise is on the topic."""
+    import signal as signals
+
+    from services.scoring.handlers import score_session
+    from shared.instruments import default_registry
+    from shared.synthetic import SimulationConfig, generate_records
+    from tests.support import ServiceProcess, free_port
+
+    config = SimulationConfig(clinics=2, clinicians_per_clinic=2, clients_per_clinician=10)
+    events = []
+    for record in generate_records(config, 5, NOW):
+        events += score_session(record.value, default_registry(), NOW).scored
+    expected = _offline_signal_ids(events)
+    produce(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), _records(events))
+
+    port = free_port()
+    app_id = f"monitor-{ns.rstrip('.')}"
+    env = {
+        f"{PREFIX}BOOTSTRAP_SERVERS": kafka_bootstrap,
+        f"{PREFIX}APP_ID": app_id,
+        f"{PREFIX}TOPIC_NAMESPACE": ns,
+        f"{PREFIX}PARTITIONS": "3",
+        f"{PREFIX}WEB_PORT": str(port),
+        f"{PREFIX}STORE": "memory://",
+        f"{PREFIX}SESSION_TIMEOUT_S": "8",
+    }
+    first = ServiceProcess("services.monitor", env, port, tmp_path / "first.log").start()
+    early = consume(
+        kafka_bootstrap, t(ns, topics.SIGNALS), expected=len(expected) // 3, timeout_s=60, settle_s=0
+    )
+    assert first.proc is not None
+    first.proc.send_signal(signals.SIGKILL)
+    first.proc.wait(timeout=10)
+    assert len(set(v["id"] for v in values(early))) < len(expected), "killed before the end"
+
+    with running_service(
+        "services.monitor",
+        PREFIX,
+        kafka_bootstrap,
+        ns,
+        tmp_path,
+        store="memory://",
+        app_id=app_id,
+        session_timeout_s="8",
+    ):
+        got = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=len(expected), timeout_s=120)
+
+    assert {v["id"] for v in values(got)} == expected, "no signal lost across the crash"
