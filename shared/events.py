@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -153,9 +153,7 @@ class SurveyScoredData(_Model):
     total: float | None
     """The total; ``null`` only for a survey that could not be scored but whose risk items were
     endorsed (see ``unscorable_reason``): the risk answer must reach the monitor regardless."""
-    unscorable_reason: (
-        Literal["unknown_item", "out_of_range_answer", "too_many_missing"] | None
-    ) = None
+    unscorable_reason: Literal["unknown_item", "out_of_range_answer", "too_many_missing"] | None = None
     """Why ``total`` is null; the survey is also dead-lettered with this reason."""
     subscales: dict[str, float] = Field(default_factory=dict)
     band: str | None = None
@@ -323,9 +321,7 @@ def validation_error_summary(errors: list[Any], limit: int = 5) -> str:
     safe = _safe_loc_parts()
     parts = []
     for err in errors[:limit]:
-        loc = ".".join(
-            str(p) if isinstance(p, int) or p in safe else "*" for p in err.get("loc", ())
-        )
+        loc = ".".join(str(p) if isinstance(p, int) or p in safe else "*" for p in err.get("loc", ()))
         parts.append(f"{err.get('type', 'error')}@{loc or '<root>'}")
     more = len(errors) - limit
     if more > 0:
@@ -335,6 +331,4 @@ def validation_error_summary(errors: list[Any], limit: int = 5) -> str:
 
 def utc_now() -> datetime:
     """The current time, timezone-aware (UTC). Handlers receive time from callers instead."""
-    from datetime import UTC
-
     return datetime.now(UTC)

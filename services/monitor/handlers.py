@@ -18,11 +18,9 @@ STAGE = "monitor"
 class MonitorOutcome:
     """What one input record turns into. ``state`` is None when nothing must be stored."""
 
-    event: SurveyScored | None
     state: str | None
     signals: tuple[Signal, ...]
     change: str
-    rejection: Rejection | None = None
 
 
 def state_key(event: SurveyScored) -> str:
@@ -44,5 +42,5 @@ def track(event: SurveyScored, stored: str | None, rules: RuleBook, now: datetim
     state = ClientState.from_json(stored) if stored else None
     result = evaluate(state, event, rules, now)
     if result.change == "unchanged":
-        return MonitorOutcome(event, None, (), result.change)
-    return MonitorOutcome(event, result.state.to_json(), tuple(result.signals), result.change)
+        return MonitorOutcome(None, (), result.change)
+    return MonitorOutcome(result.state.to_json(), tuple(result.signals), result.change)

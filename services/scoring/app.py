@@ -80,7 +80,9 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
             for outcome in outcomes:
                 metrics.sessions.labels(outcome.label).inc()
                 for scored in outcome.scored:
-                    metrics.surveys_scored.labels(scored.data.instrument).inc()
+                    # A risk-only event (total null) is not a scored survey; its dead letter counts.
+                    if scored.data.total is not None:
+                        metrics.surveys_scored.labels(scored.data.instrument).inc()
             for record in dead:
                 metrics.dead_letters.labels(record.reason).inc()
                 log_dead_letter(record)

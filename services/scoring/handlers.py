@@ -77,7 +77,7 @@ def dead_letter(
     now: datetime,
     session: SessionCompleted | None,
 ) -> DeadLetter:
-    """The dead-letter record for one rejection: the original bytes, whole, plus the reason."""
+    """The dead-letter record for one rejection: the original bytes (capped) plus the reason."""
     return build_dead_letter(
         rejection,
         stage=STAGE,
