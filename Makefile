@@ -61,10 +61,10 @@ schemas: setup ## Regenerate the committed JSON Schemas from the models
 
 bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measured in the same run
 	@mkdir -p bench-results
-	$(BIN)/python bench/bench_scoring.py
-	$(BIN)/python bench/bench_backtest.py
-	$(BIN)/python bench/cohort_report.py
-	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python -m bench.bench_scoring
+	$(BIN)/python -m bench.bench_backtest
+	$(BIN)/python -m bench.cohort_report
+	$(BIN)/python -m bench.bench_pipeline
 
 demo: setup kafka-up ## Broker, topics, every service and the simulator; prints scores and signals as they arrive
 	$(BIN)/python deploy/demo.py

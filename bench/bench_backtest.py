@@ -1,4 +1,4 @@
-"""Benchmark: ``rapport backtest`` over a 1,000,000-session history. ``python bench/bench_backtest.py``.
+"""Benchmark: ``rapport backtest`` over a 1,000,000-session history. ``python -m bench.bench_backtest``.
 
 1. Generates a synthetic clinic history (JSON Lines, one session a line, time-ordered so clients are
    interleaved, ~0.2 % redelivered lines) in /tmp: every session has an SRS and one outcome measure

@@ -18,23 +18,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaConsumer, KafkaProducer
+
+from shared.contracts import topics
+from shared.contracts.topics import TopicSpec
+from shared.history.synthetic import SimulationConfig, generate_records
+from shared.runtime.provisioning import apply_topics, producer_config, wait_for_broker
+from tests.support import consume, running_service
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
-
-from shared import topics  # noqa: E402
-from shared.kafka import apply_topics, producer_config, wait_for_broker  # noqa: E402
-from shared.synthetic import SimulationConfig, generate_records  # noqa: E402
-from shared.topics import TopicSpec  # noqa: E402
-from tests.support import consume, running_service  # noqa: E402
 
 BOOTSTRAP = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "20000"))

@@ -1,4 +1,4 @@
-"""Benchmark: does scoring keep up with parsing? ``python bench/bench_scoring.py [--events N]``.
+"""Benchmark: does scoring keep up with parsing? ``python -m bench.bench_scoring [--events N]``.
 
 Builds N synthetic ``SessionCompleted`` events (3 surveys each: PHQ-9, GAD-7, SRS) with the contract
 models, then times, best of ``--repeat`` runs each:
@@ -25,10 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Runnable as `python bench/bench_scoring.py` without installing anything.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from shared.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
+from shared.contracts.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
 from shared.instruments import ScoreResult, default_registry, score_responses, score_survey
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,14 +1,14 @@
-"""Cohort calibration: the default rule set over the simulator's cohort. ``python bench/cohort_report.py``.
+"""Cohort calibration: the default rule set over the simulator's cohort. ``python -m bench.cohort_report``.
 
-1. Generates a cohort with :func:`shared.synthetic.generate_history_lines` (default config mix of
+1. Generates a cohort with :func:`shared.history.synthetic.generate_history_lines` (default config mix of
    clinic types, ``--clients`` clients, fixed ``--seed``) and describes its alliance distributions
    (SRS mean, share of sessions below the cutoff 36, at/near the ceiling, deep ≤ 26; WAI-SR mean).
-2. Reads it through the same path as ``rapport backtest`` (``shared.cli.backtest.read_history``:
+2. Reads it through the same path as ``rapport backtest`` (``shared.pipeline.offline.read_history``:
    validate, score with the instrument registry) and runs the default rule book with
    ``shared.rules.backtest.run_backtest``: per rule, signals and share of clients; overall share
    flagged (moderate or higher, critical items and info not counted); critical-item share.
 3. Per client (the same ``evaluate_episode`` the backtest calls), compares the findings with the
-   simulator's ground truth (:func:`shared.synthetic.client_archetypes`): sensitivity for designed
+   simulator's ground truth (:func:`shared.history.synthetic.client_archetypes`): sensitivity for designed
    deterioration, unrepaired and repaired ruptures, risk endorsements; false flags among improvers
    with a steady alliance.
 
@@ -23,29 +23,26 @@ import io
 import json
 import platform
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
-
-from shared.cli.backtest import read_history  # noqa: E402
-from shared.instruments import default_registry  # noqa: E402
-from shared.rules.backtest import FLAG_SEVERITIES, History, run_backtest  # noqa: E402
-from shared.rules.config import RuleBook, default_rulebook, rulebook_from_mapping  # noqa: E402
-from shared.rules.engine import Finding, evaluate_episode  # noqa: E402
-from shared.synthetic import (  # noqa: E402
+from shared.history.synthetic import (
     ClientTruth,
     HistoryLine,
     SimulationConfig,
     client_archetypes,
     generate_history_lines,
 )
+from shared.instruments import default_registry
+from shared.pipeline.offline import read_history
+from shared.rules.backtest import FLAG_SEVERITIES, History, run_backtest
+from shared.rules.config import RuleBook, default_rulebook, rulebook_from_mapping
+from shared.rules.engine import Finding, evaluate_episode
+
+REPO = Path(__file__).resolve().parent.parent
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 ALLIANCE_FLAGS = frozenset({"alliance_drop", "alliance_decline", "alliance_below_cutoff"})
@@ -238,7 +235,7 @@ def run(clients: int, seed: int) -> dict[str, Any]:
     lines = list(generate_history_lines(config, seed, START))
     truth = client_archetypes(config, seed)
     raw = b"".join(json.dumps(x, separators=(",", ":")).encode() + b"\n" for x in lines)
-    history, stats = read_history(io.BytesIO(raw), "jsonl", default_registry(), errors=io.StringIO())
+    history, stats = read_history(io.BytesIO(raw), "jsonl", default_registry())
     if stats.bad_lines or stats.unscorable_surveys:
         raise SystemExit(f"the simulator produced unscorable data: {stats.to_dict()}")
     book = default_rulebook()

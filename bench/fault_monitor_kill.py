@@ -4,7 +4,7 @@ compare the signals on the topic with the offline rules over the same input.
 Known defect this measures: when the monitor is killed before its first offset commit, the restarted
 worker can skip a few dozen records per partition right after the last state it had written (a
 faust-streaming table-recovery issue under investigation), so their signals never appear.
-Usage: `.venv/bin/python bench/fault_monitor_kill.py [attempts]` with a broker up (`make kafka-up`).
+Usage: `.venv/bin/python -m bench.fault_monitor_kill [attempts]` with a broker up (`make kafka-up`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from services.scoring.handlers import score_session  # noqa: E402
-from shared import topics  # noqa: E402
-from shared.instruments import default_registry  # noqa: E402
-from shared.rules.config import default_rulebook  # noqa: E402
-from shared.rules.live import evaluate  # noqa: E402
-from shared.synthetic import SimulationConfig, generate_records  # noqa: E402
-from tests.support import (  # noqa: E402
+from shared.contracts import topics
+from shared.history.synthetic import SimulationConfig, generate_records
+from shared.instruments import default_registry
+from shared.pipeline.session import score_raw_session
+from shared.rules.config import default_rulebook
+from shared.rules.live import evaluate
+from tests.support import (
     ServiceProcess,
     consume,
     free_port,
@@ -35,6 +32,8 @@ from tests.support import (  # noqa: E402
     t,
     values,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BOOTSTRAP = "127.0.0.1:9092"
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -47,7 +46,9 @@ def main() -> int:
     config = SimulationConfig(clinics=2, clinicians_per_clinic=4, clients_per_clinician=50)
     events = []
     for record in generate_records(config, 5, NOW):
-        events += score_session(record.value, default_registry(), NOW).scored
+        events += score_raw_session(record.value, default_registry())[1].events(
+            default_registry(), now=NOW, source="rapport/scoring"
+        )
     states: dict[str, object] = {}
     expected: set[str] = set()
     for e in events:

@@ -23,8 +23,8 @@ from typing import Any, cast
 
 from kafka import KafkaConsumer
 
-from shared import topics
-from shared.kafka import apply_topics, wait_for_broker
+from shared.contracts import topics
+from shared.runtime.provisioning import apply_topics, wait_for_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".demo"

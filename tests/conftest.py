@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.kafka import wait_for_broker
+from shared.runtime.provisioning import wait_for_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 NATIVE_BOOTSTRAP = "127.0.0.1:9092"

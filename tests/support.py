@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
-from shared.kafka import apply_topics, producer_config
-from shared.topics import topic_name
+from shared.contracts.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
+from shared.contracts.topics import topic_name
+from shared.runtime.provisioning import apply_topics, producer_config
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -212,12 +212,14 @@ def t(ns: str, base: str) -> str:
 
 def scored_events(event: SessionCompleted) -> list[Any]:
     """The ``SurveyScored`` events the real scoring handler makes of ``event``."""
-    from services.scoring.handlers import score_session
+    from services.scoring.handlers import score_record
     from shared.instruments import default_registry
+    from shared.runtime.worker import Record
 
-    outcome = score_session(event.model_dump_json().encode(), default_registry(), event.time)
-    assert not outcome.rejections, outcome.rejections
-    return list(outcome.scored)
+    record = Record(None, event.model_dump_json().encode(), "t", 0, 0)
+    handled = score_record(record, default_registry(), event.time)
+    assert not handled.rejections, handled.rejections
+    return list(handled.facts)
 
 
 def srs(total: float) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.monitor.app import create_app
 from services.monitor.settings import MonitorSettings
-from shared.observability import run_worker
+from shared.runtime.kafka import run_worker
 
 
 def main() -> None:

@@ -1,15 +1,22 @@
-"""Pure monitor handlers: a raw scored survey + the client's stored state → new state and signals."""
+"""The monitor service's handler: a scored survey + the client's stored state → new state + signals.
+
+Pure: the rule book and the clock are passed in; state is read and written through the worker
+loop's :class:`~shared.runtime.worker.StateView`, which stores it only after the signals are
+published.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.deadletters import Rejection, decode
-from shared.events import Signal, SurveyScored
+from shared.contracts.deadletters import Rejection, decode
+from shared.contracts.events import Signal, SurveyScored
+from shared.contracts.topics import SIGNALS
 from shared.rules.config import RuleBook
 from shared.rules.live import evaluate
 from shared.rules.trajectory import ClientState
+from shared.runtime.worker import Handled, Output, Record, StateView
 
 STAGE = "monitor"
 
@@ -44,3 +51,22 @@ def track(event: SurveyScored, stored: str | None, rules: RuleBook, now: datetim
     if result.change == "unchanged":
         return MonitorOutcome(None, (), result.change)
     return MonitorOutcome(result.state.to_json(), tuple(result.signals), result.change)
+
+
+def track_record(record: Record, state: StateView[str], rules: RuleBook, now: datetime) -> Handled:
+    """The worker loop's handler: ``facts`` holds ``(event, signals)`` for the service's metrics."""
+    decoded = decode_scored(record.value)
+    if isinstance(decoded, Rejection):
+        return Handled("rejected", rejections=(decoded,))
+    key = state_key(decoded)
+    outcome = track(decoded, state.get(key), rules, now)
+    if outcome.state is not None:
+        state.set(key, outcome.state, record)
+    signal_key = record.key or decoded.data.client_id.encode()
+    return Handled(
+        outcome.change,
+        outputs=tuple(Output(SIGNALS, signal_key, s.model_dump_json().encode()) for s in outcome.signals),
+        correlation_id=decoded.correlation_id,
+        clinic_id=decoded.clinic_id,
+        facts=((decoded, outcome.signals),),
+    )

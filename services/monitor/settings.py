@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.kafka import WorkerSettings
+from shared.runtime.kafka import WorkerSettings
 
 
 class MonitorSettings(WorkerSettings):

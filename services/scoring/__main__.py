@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.scoring.app import create_app
 from services.scoring.settings import ScoringSettings
-from shared.observability import run_worker
+from shared.runtime.kafka import run_worker
 
 
 def main() -> None:

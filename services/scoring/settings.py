@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from shared.kafka import WorkerSettings
+from shared.runtime.kafka import WorkerSettings
 
 
 class ScoringSettings(WorkerSettings):
@@ -14,9 +14,5 @@ class ScoringSettings(WorkerSettings):
 
     app_id: str = "rapport-scoring"
     web_port: int = 6061
-    batch_max: int = 500
-    """Most session events scored and published as one batch."""
-    batch_within_s: float = 0.05
-    """Longest wait to fill a batch; bounds the latency a batch adds."""
     instrument_dirs: tuple[str, ...] = ()
     """Extra directories of clinic-supplied instrument spec files."""

@@ -1,6 +1,6 @@
 """The simulator's shell: pace the synthetic cohort onto Kafka, or write it as offline history.
 
-All trajectories come from :mod:`shared.synthetic`; this module only does the I/O: a token-bucket
+All trajectories come from :mod:`shared.history.synthetic`; this module only does the I/O: a token-bucket
 pacer, a kafka-python producer (idempotent, ``acks=all``), a JSON Lines writer, signal handling and
 a one-line summary. Nothing happens at import time.
 """
@@ -23,14 +23,14 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from services.simulator.metrics import SimulatorMetrics
 from services.simulator.settings import SimulatorSettings
-from shared.synthetic import (
+from shared.contracts.topics import SESSION_COMPLETED, topic_name
+from shared.history.synthetic import (
     SimulatedRecord,
     SimulationConfig,
     generate_history_lines,
     generate_records,
     to_history_line,
 )
-from shared.topics import SESSION_COMPLETED, topic_name
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.synthetic import SimulationConfig
+from shared.history.synthetic import SimulationConfig
 
 
 class SimulatorSettings(BaseSettings):
@@ -33,7 +33,7 @@ class SimulatorSettings(BaseSettings):
     max_events: int | None = Field(default=None, ge=0)
     """Stop after this many records (valid and invalid)."""
 
-    # --- the cohort (see shared.synthetic.SimulationConfig)
+    # --- the cohort (see shared.history.synthetic.SimulationConfig)
     seed: int = 42
     start: AwareDatetime | None = None
     """Monday of week 1; default: the Monday ``sessions_max`` weeks before this week (all in the past).

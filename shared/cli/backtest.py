@@ -1,7 +1,7 @@
 """``rapport backtest HISTORY`` — how many signals a rule set would have raised over a history.
 
 Reads a history (JSON Lines, one session a line, or CSV, one survey a row — see
-``shared.rules.sessions``), scores every survey with the instrument registry, groups the scores by
+``shared.history.sessions``), scores every survey with the instrument registry, groups the scores by
 client and runs the rule set's episode evaluation — the same ``evaluate_episode`` the live monitor
 runs — over each client's session-sorted trajectories. Reports, per rule and overall, the signals
 fired and the share of clients flagged (at least one signal of severity moderate or higher; critical
@@ -11,19 +11,14 @@ items are counted separately). ``--compare`` puts a second rule set beside the f
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from shared.pipeline.offline import read_history
 from shared.rules.backtest import BacktestReport, History, run_backtest
-from shared.rules.sessions import LineError, SessionLine, parse_json_line, read_csv_rows
 
 ERROR_LINES_SHOWN = 20
 
@@ -54,30 +49,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-@dataclass
-class ReadStats:
-    """What reading and scoring the history did."""
-
-    lines: int = 0
-    sessions: int = 0
-    bad_lines: int = 0
-    unscorable_surveys: int = 0
-    unscorable_with_risk: int = 0
-    """Unscorable surveys with an endorsed risk item: live, each raises ``critical_item`` at once."""
-    errors: Counter[str] = field(default_factory=Counter)
-    read_seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "records": self.lines,
-            "bad_records": self.bad_lines,
-            "unscorable_surveys": self.unscorable_surveys,
-            "unscorable_with_risk": self.unscorable_with_risk,
-            "errors_by_reason": dict(sorted(self.errors.items())),
-        }
-
-
 def _run(args: argparse.Namespace) -> int:
     from shared.cli.signals import load_inputs
     from shared.rules.config import load_rulebook
@@ -92,8 +63,23 @@ def _run(args: argparse.Namespace) -> int:
     fmt = args.format or ("csv" if args.history.suffix.lower() == ".csv" else "jsonl")
     progress = not args.no_progress
     started = time.perf_counter()
+    bar = _bar(total=size, desc="read", unit="B", enabled=progress, scale=True)
+    shown = 0
+
+    def on_error(payload: dict[str, Any]) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= ERROR_LINES_SHOWN:
+            sys.stderr.write(json.dumps(payload) + "\n")
+
     with args.history.open("rb") as fh:
-        history, stats = read_history(fh, fmt, registry, size=size, progress=progress)
+        history, stats = read_history(
+            fh, fmt, registry, on_bytes=bar.update if bar else None, on_error=on_error
+        )
+    if bar:
+        bar.close()
+    if shown > ERROR_LINES_SHOWN:
+        sys.stderr.write(json.dumps({"more_errors": shown - ERROR_LINES_SHOWN}) + "\n")
     stats.read_seconds = time.perf_counter() - started
     reports = {"A": _evaluate(history, book_a, "A", progress)}
     if book_b is not None:
@@ -134,110 +120,6 @@ def _bar(total: int, desc: str, unit: str, enabled: bool, scale: bool = False) -
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, file=sys.stderr, mininterval=0.5)
-
-
-def _binary_lines(fh: io.BufferedReader, on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
-    # Counting bytes per 4096 lines keeps the progress bar off the hot path.
-    pending = 0
-    for n, raw in enumerate(fh, start=1):
-        pending += len(raw)
-        if on_bytes is not None and not n & 4095:
-            on_bytes(pending)
-            pending = 0
-        yield raw
-    if on_bytes is not None and pending:
-        on_bytes(pending)
-
-
-def read_history(
-    fh: Any,
-    fmt: str,
-    registry: Any,
-    *,
-    size: int | None = None,
-    progress: bool = False,
-    errors: TextIO | None = None,
-) -> tuple[History, ReadStats]:
-    """Read, validate and score a history from a binary file object into a :class:`History`."""
-    from shared.instruments import ScoreFailure, score_survey
-
-    history = History()
-    stats = ReadStats()
-    err_out = errors or sys.stderr
-    bar = _bar(total=size or 0, desc="read", unit="B", enabled=progress, scale=True)
-    records: Iterator[SessionLine | LineError]
-    if fmt == "csv":
-        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-        records = read_csv_rows(csv.reader(_counted_text(text, bar.update if bar else None)))
-    else:
-        records = (
-            parse_json_line(raw, n)
-            for n, raw in enumerate(_binary_lines(fh, bar.update if bar else None), start=1)
-            if raw.strip()
-        )
-    add = history.add
-    shown = 0
-    for item in records:
-        stats.lines += 1
-        if isinstance(item, LineError):
-            stats.bad_lines += 1
-            stats.errors[item.reason] += 1
-            if shown < ERROR_LINES_SHOWN:
-                shown += 1
-                err_out.write(json.dumps(item.to_dict()) + "\n")
-            continue
-        for survey in item.surveys:
-            result = score_survey(registry, survey.instrument, survey.answers)
-            if isinstance(result, ScoreFailure):
-                stats.unscorable_surveys += 1
-                if result.critical_items:
-                    stats.unscorable_with_risk += 1
-                stats.errors[result.reason] += 1
-                if shown < ERROR_LINES_SHOWN:
-                    shown += 1
-                    err_out.write(
-                        json.dumps(
-                            {
-                                "client": item.client,
-                                "session": item.session,
-                                "instrument": survey.instrument,
-                                "error": result.reason,
-                                "detail": result.detail,
-                            }
-                        )
-                        + "\n"
-                    )
-                continue
-            add(
-                item.clinic,
-                item.client,
-                item.episode,
-                item.session,
-                survey.instrument,
-                result.domain,  # type: ignore[arg-type]  # the spec's domain is a Literal
-                result.scale,
-                result.total,
-                tuple(result.critical_items) if result.critical_items else (),
-                tuple(result.risk_unknown) if result.risk_unknown else (),
-            )
-    if bar:
-        bar.close()
-    if shown < stats.bad_lines + stats.unscorable_surveys:
-        err_out.write(json.dumps({"more_errors": stats.bad_lines + stats.unscorable_surveys - shown}) + "\n")
-    stats.sessions = history.sessions()
-    return history, stats
-
-
-def _counted_text(text: io.TextIOWrapper, on_bytes: Callable[[int], None] | None) -> Iterator[str]:
-    pending = 0
-    for n, line in enumerate(text, start=1):
-        pending += len(line)
-        if on_bytes is not None and not n & 4095:
-            on_bytes(pending)
-            pending = 0
-        yield line
-    if on_bytes is not None and pending:
-        on_bytes(pending)
 
 
 def _difference(a: BacktestReport, b: BacktestReport) -> dict[str, Any]:

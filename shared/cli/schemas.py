@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.schemas import stale, write_all
+from shared.contracts.schemas import stale, write_all
 
 
 def register(sub: Any) -> None:

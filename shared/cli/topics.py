@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from shared.topics import CATALOGUE, topic_name
+from shared.contracts.topics import CATALOGUE, topic_name
 
 
 def register(sub: Any) -> None:
@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.partitions < 1:
         print("error: --partitions must be at least 1", file=sys.stderr)
         return 2
-    from shared.kafka import apply_topics, wait_for_broker
+    from shared.runtime.provisioning import apply_topics, wait_for_broker
 
     try:
         wait_for_broker(args.bootstrap_servers, timeout_s=30)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shared.events import SurveyResponse
+from shared.contracts.events import SurveyResponse
 from shared.instruments.scorer import (
     Answers,
     Plan,
@@ -84,7 +84,7 @@ def score_survey(
     """Score a survey by instrument id; a ``unknown_instrument`` failure when the registry lacks it.
 
     ``answers`` may be any mapping (each answer is type-checked). For a validated
-    :class:`~shared.events.SurveyResponse`, :func:`score_response` is faster.
+    :class:`~shared.contracts.events.SurveyResponse`, :func:`score_response` is faster.
     """
     if type(registry) is Registry:
         plan = registry._plans.get(instrument_id) or registry.plan(instrument_id)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from shared.events import DeadLetterReason, ScaleInfo
+from shared.contracts.events import DeadLetterReason, ScaleInfo
 from shared.instruments.spec import InstrumentSpec
 
 Answers = Mapping[str, float | int | None]
@@ -116,8 +116,8 @@ class Plan:
     fast: _FastFn
     """Scores a complete, on-grid survey, or returns ``None`` for the general path to handle."""
     fast_typed: _FastFn
-    """:attr:`fast` for answers already validated as ints/floats (``shared.events.Answer``): it skips
-    the per-answer type check, which only matters for ``bool`` (an int, and ``True == 1``)."""
+    """:attr:`fast` for answers already validated as ints/floats (``shared.contracts.events.Answer``):
+    it skips the per-answer type check, which only matters for ``bool`` (an int, and ``True == 1``)."""
 
 
 def _getter(ids: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:

@@ -7,7 +7,9 @@ episode. What it counts is therefore what the live monitor emits when every sess
 (see ``shared.rules.live`` for out-of-order arrival).
 
 Duplicate rows of one (client, episode, instrument, session) follow the live policy: the last one in
-the history wins (a redelivery of the same score changes nothing either way).
+the history wins (a redelivery of the same score changes nothing either way). A survey that could not
+be scored but endorsed a risk item (a risk-only row, see :meth:`History.add_risk_only`) raises its
+``critical_item`` as the live monitor does, without entering the trajectory.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.events import ScaleInfo, Severity, SignalKind
+from shared.contracts.events import ScaleInfo, Severity, SignalKind
 from shared.rules.config import RuleBook, RuleSet
-from shared.rules.engine import RULES, Finding, evaluate_episode
+from shared.rules.engine import RULES, Finding, evaluate_episode, unscored_critical_finding
 from shared.rules.trajectory import Domain, Observation, Track
 
 FLAG_SEVERITIES: frozenset[Severity] = frozenset({"moderate", "high", "critical"})
@@ -26,6 +28,8 @@ SEVERITY_ORDER: tuple[Severity, ...] = ("critical", "high", "moderate", "info")
 
 # (episode, session, instrument, total, critical items, risk-unknown items), in arrival order.
 _Row = tuple[str, int, str, float, tuple[str, ...], tuple[str, ...]]
+# (episode, session, instrument, critical items, why the total was not scorable).
+_RiskRow = tuple[str, int, str, tuple[str, ...], str]
 
 
 class History:
@@ -33,6 +37,7 @@ class History:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], list[_Row]] = {}
+        self._risk_only: dict[tuple[str, str], list[_RiskRow]] = {}
         self._instruments: dict[str, tuple[Domain, ScaleInfo]] = {}
         self._interned: dict[str, str] = {}
         self.surveys = 0
@@ -74,6 +79,26 @@ class History:
         if risk_unknown:
             self.risk_unknown_surveys += 1
 
+    def add_risk_only(
+        self,
+        clinic: str,
+        client: str,
+        episode: str,
+        session: int,
+        instrument: str,
+        critical_items: tuple[str, ...],
+        reason: str,
+    ) -> None:
+        """Record an unscorable survey with endorsed risk items: a critical signal, no trajectory point."""
+        key = (clinic, client)
+        self._rows.setdefault(key, [])
+        self._risk_only.setdefault(key, []).append((episode, session, instrument, critical_items, reason))
+
+    def risk_only_findings(self, clinic: str, client: str) -> Iterator[tuple[str, Finding]]:
+        """(episode, finding) of every risk-only row of one client, in arrival order."""
+        for episode, session, instrument, items, reason in self._risk_only.get((clinic, client), ()):
+            yield episode, unscored_critical_finding(instrument, session, items, reason)
+
     @property
     def clients(self) -> int:
         """Number of (clinic, client) keys."""
@@ -81,7 +106,10 @@ class History:
 
     def sessions(self) -> int:
         """Distinct (client, episode, session) triples."""
-        return sum(len({(r[0], r[1]) for r in rows}) for rows in self._rows.values())
+        return sum(
+            len({(r[0], r[1]) for r in rows} | {(r[0], r[1]) for r in self._risk_only.get(key, ())})
+            for key, rows in self._rows.items()
+        )
 
     def episodes(self) -> Iterator[tuple[str, str, str, dict[str, Track]]]:
         """(clinic, client, episode, tracks) for every episode, tracks sorted by session."""
@@ -93,6 +121,8 @@ class History:
                 by_episode.setdefault(episode, {}).setdefault(instrument, {})[session] = Observation(
                     session, total, crit, unknown
                 )
+            for risk_row in self._risk_only.get((clinic, client), ()):
+                by_episode.setdefault(risk_row[0], {})  # an episode seen only through risk-only rows
             for episode, per_instrument in by_episode.items():
                 tracks: dict[str, Track] = {}
                 for instrument, by_session in per_instrument.items():
@@ -172,27 +202,46 @@ def run_backtest(
     report = BacktestReport(ruleset_version=book.base.version, clients=history.clients)
     current: tuple[str, str] | None = None
     client_findings: list[Finding] = []
+    client_critical: set[tuple[str, str, int]] = set()
     by_clinic: dict[str, RuleSet] = {}
     done = 0
-    for clinic, client, _episode, tracks in history.episodes():
+    for clinic, client, episode, tracks in history.episodes():
         if (clinic, client) != current:
             if current is not None:
-                _tally(report, client_findings)
+                _tally(report, _with_risk_only(history, current, client_findings, client_critical))
                 done += 1
                 if progress is not None and done % 1000 == 0:
                     progress(1000)
             current = (clinic, client)
             client_findings = []
+            client_critical = set()
         rules = by_clinic.get(clinic)
         if rules is None:
             rules = by_clinic[clinic] = book.for_clinic(clinic)
-        client_findings.extend(evaluate_episode(tracks, rules))
+        findings = evaluate_episode(tracks, rules)
+        client_findings.extend(findings)
+        client_critical.update(
+            (episode, f.instrument, f.session) for f in findings if f.kind == "critical_item"
+        )
     if current is not None:
-        _tally(report, client_findings)
+        _tally(report, _with_risk_only(history, current, client_findings, client_critical))
         done += 1
     if progress is not None and done % 1000:
         progress(done % 1000)
     return report
+
+
+def _with_risk_only(
+    history: History, key: tuple[str, str], findings: list[Finding], critical: set[tuple[str, str, int]]
+) -> list[Finding]:
+    """A client's findings plus the critical items of its risk-only rows that no survey of the same
+    (episode, instrument, session) raised already: live, both would carry the same signal id."""
+    for episode, finding in history.risk_only_findings(*key):
+        where = (episode, finding.instrument, finding.session)
+        if where not in critical:
+            critical.add(where)
+            findings.append(finding)
+    return findings
 
 
 def _tally(report: BacktestReport, findings: list[Finding]) -> None:

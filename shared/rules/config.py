@@ -25,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from shared.events import ScaleInfo, Severity
+from shared.contracts.events import ScaleInfo, Severity
 
 ConcernWhen = Literal["below", "at_or_below", "at_or_above", "above"]
 DEFAULT_RULESET_FILE = "default_ruleset.yaml"

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
-from shared.events import Severity, SignalKind
+from shared.contracts.events import Severity, SignalKind
 from shared.rules.config import ResolvedParams, Rules, RuleSet
 from shared.rules.trajectory import Observation, Track
 

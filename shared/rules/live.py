@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from shared.events import Evidence, SeriesPoint, Signal, SignalData, SurveyScored, derive_id
+from shared.contracts.events import Evidence, SeriesPoint, Signal, SignalData, SurveyScored, derive_id
 from shared.rules.config import RuleBook, RuleSet
 from shared.rules.engine import Finding, evaluate_episode, unscored_critical_finding
 from shared.rules.trajectory import Change, ClientState, Observation

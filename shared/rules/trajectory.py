@@ -28,7 +28,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from shared.events import ScaleInfo
+from shared.contracts.events import ScaleInfo
 
 MAX_EPISODES = 8
 MAX_OBSERVATIONS = 400

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from services.scoring.handlers import score_session
-from shared import topics
+from shared.contracts import topics
+from shared.history.synthetic import SimulationConfig, generate_records
 from shared.instruments import default_registry
+from shared.pipeline.session import score_raw_session
 from shared.rules.config import default_rulebook
 from shared.rules.live import evaluate
-from shared.synthetic import SimulationConfig, generate_records
 from tests.support import consume, running_service, t, values
 
 pytestmark = pytest.mark.e2e
@@ -40,9 +40,9 @@ def _expected() -> tuple[set[str], Counter[str], set[str]]:
     states: dict[str, object] = {}
     signal_ids: set[str] = set()
     for record in generate_records(CONFIG, SEED, START):
-        outcome = score_session(record.value, registry, now)
+        _session, outcome = score_raw_session(record.value, registry)
         reasons.update(r.reason for r in outcome.rejections)
-        for scored in outcome.scored:
+        for scored in outcome.events(registry, now=now, source="rapport/scoring"):
             scored_ids.add(str(scored.id))
             key = f"{scored.clinic_id}|{scored.data.client_id}"
             result = evaluate(states.get(key), scored, rules, now)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import topics
+from shared.contracts import topics
 from shared.rules.config import default_rulebook
 from shared.rules.live import evaluate
 from tests.support import (

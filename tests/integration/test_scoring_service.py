@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import topics
-from shared.events import DeadLetter, SurveyScored, derive_id
+from shared.contracts import topics
+from shared.contracts.events import DeadLetter, SurveyScored, derive_id
 from tests.support import (
     PHQ9_MODERATE,
     consume,

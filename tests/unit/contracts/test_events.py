@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.events import SessionCompleted, derive_id, validation_error_summary
-from shared.schemas import CONTRACTS, render, stale, write_all
+from shared.contracts.events import SessionCompleted, derive_id, validation_error_summary
+from shared.contracts.schemas import CONTRACTS, render, stale, write_all
 from tests.support import session_event
 
 ROOT = Path(__file__).resolve().parents[3]

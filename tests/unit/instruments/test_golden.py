@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.cli import main
-from shared.events import SurveyResponse
+from shared.contracts.events import SurveyResponse
 from shared.instruments import Registry, ScoreFailure, ScoreResult, score
 from shared.instruments.scorer import plan_for, score_general
 

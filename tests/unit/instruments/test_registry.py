@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import SurveyResponse
+from shared.contracts.events import SurveyResponse
 from shared.instruments import (
     Registry,
     ScoreFailure,

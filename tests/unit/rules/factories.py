@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.events import ScaleInfo, SurveyScored, SurveyScoredData, derive_id
+from shared.contracts.events import ScaleInfo, SurveyScored, SurveyScoredData, derive_id
 from shared.rules import Finding, RuleSet, Track, evaluate_episode, rulebook_from_mapping
 from shared.rules.trajectory import Domain, Observation
 

@@ -2,7 +2,7 @@
 
 The cohort is read the way ``rapport backtest`` reads a history (validated and scored by the instrument
 registry) and run through ``run_backtest`` / ``evaluate_episode`` with the packaged default rule set;
-the findings are compared with what ``shared.synthetic`` designed each client to do. Bounds come from
+the findings are compared with what ``shared.history.synthetic`` designed each client to do. Bounds come from
 measurements of this and neighbouring seeds (see docs/calibration.md; ``bench/cohort_report.py``
 gives the full table) with a wide margin: they are there to fail when a behaviour breaks — the
 simulator drifting off its alliance norms, a rule going silent or noisy — not on sampling noise.
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 
-from shared.cli.backtest import read_history
+from shared.history.synthetic import ClientTruth, SimulationConfig, client_archetypes, generate_history_lines
 from shared.instruments import default_registry
+from shared.pipeline.offline import read_history
 from shared.rules.backtest import FLAG_SEVERITIES, BacktestReport, run_backtest
 from shared.rules.config import default_rulebook
 from shared.rules.engine import Finding, evaluate_episode
-from shared.synthetic import ClientTruth, SimulationConfig, client_archetypes, generate_history_lines
 
 COHORT = SimulationConfig(clinics=8, clinicians_per_clinic=8, clients_per_clinician=25)  # 1,600 clients
 SEED = 20251
@@ -48,9 +48,9 @@ class Cohort:
 def cohort() -> Cohort:
     lines = generate_history_lines(COHORT, SEED, START)
     raw = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-    errors = io.StringIO()
-    history, stats = read_history(io.BytesIO(raw), "jsonl", default_registry(), errors=errors)
-    assert stats.bad_lines == 0 and stats.unscorable_surveys == 0, errors.getvalue()
+    errors: list[dict[str, object]] = []
+    history, stats = read_history(io.BytesIO(raw), "jsonl", default_registry(), on_error=errors.append)
+    assert stats.bad_lines == 0 and stats.unscorable_surveys == 0, errors
     book = default_rulebook()
     findings: dict[str, list[Finding]] = {}
     judged: set[str] = set()

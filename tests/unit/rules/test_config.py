@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.events import ScaleInfo
+from shared.contracts.events import ScaleInfo
 from shared.rules import default_rulebook, default_ruleset, load_rulebook, rulebook_from_mapping
 from tests.unit.rules.factories import PHQ9, SRS, TEST_DOC
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.events import Signal, SurveyScored, derive_id
+from shared.contracts.events import Signal, SurveyScored, derive_id
 from shared.rules import ClientState, RuleBook, RuleSet, evaluate, rulebook_from_mapping
 from shared.rules.live import SOURCE
 from tests.unit.rules.factories import NOW, TEST_DOC, ruleset, scored

@@ -17,7 +17,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.events import SurveyScored
+from shared.contracts.events import SurveyScored
 from shared.rules import ClientState, History, evaluate, evaluate_episode, rulebook_from_mapping, run_backtest
 from shared.rules.live import signal_id
 from tests.unit.rules.factories import NOW, PHQ9, SRS, TEST_DOC, ruleset, scored

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.monitor.handlers import decode_scored, state_key, track
-from shared.deadletters import Rejection
+from shared.contracts.deadletters import Rejection
 from shared.rules.config import default_rulebook
 from tests.support import PHQ9_MODERATE, T0, scored_events, session_event, srs
 
@@ -32,11 +32,12 @@ def test_undecodable_scored_record_is_a_rejection() -> None:
 
 
 def test_risk_item_of_an_unscorable_survey_raises_a_critical_signal_once() -> None:
-    from services.scoring.handlers import score_session
     from shared.instruments import default_registry
+    from shared.pipeline.session import score_raw_session
 
     event = session_event(client="c-r", surveys=(("PHQ-9", {"1": 1, "2": 2, "9": 3}),))
-    (scored,) = score_session(event.model_dump_json().encode(), default_registry(), T0).scored
+    _session, scores = score_raw_session(event.model_dump_json().encode(), default_registry())
+    (scored,) = scores.events(default_registry(), now=T0, source="test")
     first = track(scored, None, RULES, T0)
     assert [(s.data.kind, s.data.severity) for s in first.signals] == [("critical_item", "critical")]
     assert "not scorable" in first.signals[0].data.explanation

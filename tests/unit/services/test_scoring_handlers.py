@@ -4,13 +4,39 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
-from services.scoring.handlers import dead_letter, score_session
-from shared.events import derive_id
-from shared.instruments import default_registry
+from services.scoring.handlers import STAGE, score_record
+from shared.contracts.deadletters import Rejection, build_dead_letter
+from shared.contracts.events import DeadLetter, SurveyScored, derive_id
+from shared.instruments import Registry, default_registry
+from shared.runtime.worker import Output, Record
 from tests.support import PHQ9_MODERATE, T0, session_event, srs
 
 REGISTRY = default_registry()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    scored: tuple[SurveyScored, ...]
+    rejections: tuple[Rejection, ...]
+    label: str
+    outputs: tuple[Output, ...]
+
+
+def score_session(raw: bytes, registry: Registry, now: datetime) -> _Outcome:
+    """The handler's result for one record read from partition 2, offset 7."""
+    handled = score_record(Record(b"k", raw, "t", 2, 7), registry, now)
+    return _Outcome(handled.facts, handled.rejections, handled.outcome, handled.outputs)
+
+
+def dead_letter(rejection: Rejection, *, key: bytes, value: bytes, topic: str, partition: int, offset: int,
+                now: datetime, session: object) -> DeadLetter:
+    """The dead letter the worker loop builds for a rejection of this stage."""
+    return build_dead_letter(
+        rejection, stage=STAGE, key=key, value=value, topic=topic, partition=partition, offset=offset, now=now
+    )
 
 
 def _raw(**kwargs: object) -> bytes:
@@ -101,3 +127,10 @@ def test_huge_bad_record_is_dead_lettered_truncated_so_it_can_always_be_publishe
     )
     assert record.original_value_truncated and record.original_size == len(raw)
     assert len(record.model_dump_json()) < 400 * 1024
+
+
+def test_published_records_are_the_scored_events_keyed_like_the_input() -> None:
+    event = session_event(surveys=(("PHQ-9", PHQ9_MODERATE), ("SRS", srs(38.0))))
+    outcome = score_session(event.model_dump_json().encode(), REGISTRY, T0)
+    assert [o.value for o in outcome.outputs] == [e.model_dump_json().encode() for e in outcome.scored]
+    assert {o.topic for o in outcome.outputs} == {"rapport.survey-scored.v1"}

@@ -21,8 +21,8 @@ from services.simulator.__main__ import main, settings_from_args
 from services.simulator.app import TokenBucket, default_start, produce, run
 from services.simulator.metrics import SimulatorMetrics
 from services.simulator.settings import SimulatorSettings
-from shared.events import SessionCompleted
-from shared.synthetic import SimulationConfig, generate_history_lines, generate_records
+from shared.contracts.events import SessionCompleted
+from shared.history.synthetic import SimulationConfig, generate_history_lines, generate_records
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SMALL = {

@@ -1,4 +1,4 @@
-"""The synthetic clinic generator (shared.synthetic): reproducible, valid, and realistic in shape."""
+"""The synthetic clinic generator (shared.history.synthetic): reproducible, valid, and realistic in shape."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.events import SessionCompleted, derive_id
-from shared.synthetic import (
+from shared.contracts.events import SessionCompleted, derive_id
+from shared.history.synthetic import (
     ClientTruth,
     SimulationConfig,
     client_archetypes,

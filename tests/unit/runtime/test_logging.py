@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.observability import JsonFormatter
+from shared.runtime.logs import JsonFormatter
 
 
 def _render(logger: str, msg: str, *args: object, **extra: object) -> dict[str, object]:

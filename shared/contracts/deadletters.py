@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.events import (
+from shared.contracts.events import (
     MAX_DEAD_LETTER_VALUE,
     DeadLetter,
     DeadLetterReason,

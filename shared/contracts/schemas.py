@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.events import DeadLetter, SessionCompleted, Signal, SurveyScored
+from shared.contracts.events import DeadLetter, SessionCompleted, Signal, SurveyScored
 
 #: Published contracts by schema file name.
 CONTRACTS: dict[str, type[BaseModel]] = {

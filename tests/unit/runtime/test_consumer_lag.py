@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from shared.observability import ConsumerLagCollector
+from shared.runtime.health import ConsumerLagCollector
 
 
 def test_lag_is_highwater_minus_next_offset_to_read() -> None:

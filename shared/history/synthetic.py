@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from shared.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
+from shared.contracts.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
 
 __all__ = [
     "CLINIC_PROFILES",

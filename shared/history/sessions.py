@@ -1,4 +1,4 @@
-"""Offline input of ``rapport signals`` and ``rapport backtest``: one completed session per record.
+"""Session histories, read and decoded: the input of ``rapport signals`` and ``rapport backtest``.
 
 JSON Lines, one session a line::
 
@@ -14,21 +14,25 @@ Errors carry a reason code and the error types and locations only — never answ
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
+from typing import IO, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.events import Answer, DeadLetterReason, InstrumentId, ItemId, PseudonymousId
-from shared.events import validation_error_summary as _summary
+from shared.contracts.events import Answer, DeadLetterReason, InstrumentId, ItemId, PseudonymousId
+from shared.contracts.events import validation_error_summary as _summary
 
 DEFAULT_CLINIC = "local"
 DEFAULT_CLINICIAN = "unassigned"
 DEFAULT_EPISODE = "1"
 CSV_META = ("client", "session", "instrument", "clinic", "clinician", "episode", "time")
 _UNDECODABLE = frozenset({"json_invalid", "json_type", "invalid_utf8"})
+_T = TypeVar("_T", bound=Sized)
 
 
 class _In(BaseModel):
@@ -77,11 +81,15 @@ def parse_json_line(text: str | bytes, line: int) -> SessionLine | LineError:
         return LineError(line, "undecodable" if undecodable else "schema_violation", _summary(errors))
 
 
-def read_json_lines(lines: Iterable[str | bytes]) -> Iterator[SessionLine | LineError]:
+#: A record and its 1-based line number in the input.
+Numbered = tuple[int, "SessionLine | LineError"]
+
+
+def read_json_lines(lines: Iterable[str | bytes]) -> Iterator[Numbered]:
     """Parse JSON Lines; blank lines are skipped, line numbers are 1-based."""
     for n, text in enumerate(lines, start=1):
         if text.strip():
-            yield parse_json_line(text, n)
+            yield n, parse_json_line(text, n)
 
 
 def _number(cell: str) -> int | float:
@@ -92,7 +100,7 @@ def _number(cell: str) -> int | float:
         return float(cell)
 
 
-def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[SessionLine | LineError]:
+def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[Numbered]:
     """Parse CSV rows (the first is the header); one survey per row, line numbers count the header."""
     it = iter(rows)
     header = next(it, None)
@@ -101,7 +109,7 @@ def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[SessionLine | LineE
     names = [h.strip() for h in header]
     missing = [c for c in ("client", "session", "instrument") if c not in names]
     if missing:
-        yield LineError(1, "schema_violation", "missing column(s): " + ", ".join(missing))
+        yield 1, LineError(1, "schema_violation", "missing column(s): " + ", ".join(missing))
         return
     meta = {c: names.index(c) for c in CSV_META if c in names}
     items = [(i, name) for i, name in enumerate(names) if name not in CSV_META]
@@ -109,7 +117,7 @@ def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[SessionLine | LineE
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):
-            yield LineError(n, "schema_violation", f"expected {len(names)} columns, got {len(row)}")
+            yield n, LineError(n, "schema_violation", f"expected {len(names)} columns, got {len(row)}")
             continue
         answers: dict[str, object] = {}
         bad = ""
@@ -123,16 +131,16 @@ def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[SessionLine | LineE
                 bad = f"not_a_number@{name}"
                 break
         if bad:
-            yield LineError(n, "schema_violation", bad)
+            yield n, LineError(n, "schema_violation", bad)
             continue
         record: dict[str, object] = {
             c: row[i].strip() for c, i in meta.items() if c != "instrument" and row[i].strip()
         }
         record["surveys"] = [{"instrument": row[meta["instrument"]].strip(), "answers": answers}]
         try:
-            yield SessionLine.model_validate(record)
+            yield n, SessionLine.model_validate(record)
         except ValidationError as exc:
-            yield LineError(
+            yield n, LineError(
                 n, "schema_violation", _summary(exc.errors(include_url=False, include_input=False))
             )
 
@@ -147,3 +155,32 @@ def canonical_surveys(line: SessionLine) -> str:
     return json.dumps(
         [[s.instrument, sorted(s.answers.items())] for s in line.surveys], separators=(",", ":")
     )
+
+
+def read_records(
+    fh: IO[bytes], fmt: str, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[Numbered]:
+    """Every record of a history file opened in binary mode: JSON Lines (``fmt="jsonl"``) or CSV.
+
+    ``on_bytes(n)`` is called now and then with the bytes read since the last call (a progress bar).
+    """
+    if fmt == "csv":
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        return read_csv_rows(csv.reader(_counted(text, on_bytes)))
+    return read_json_lines(_counted(fh, on_bytes))
+
+
+def _counted(lines: Iterable[_T], on_bytes: Callable[[int], None] | None) -> Iterator[_T]:
+    # Counting bytes per 4096 lines keeps the progress callback off the hot path.
+    if on_bytes is None:
+        yield from lines
+        return
+    pending = 0
+    for n, line in enumerate(lines, start=1):
+        pending += len(line)
+        if not n & 4095:
+            on_bytes(pending)
+            pending = 0
+        yield line
+    if pending:
+        on_bytes(pending)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.kafka import WorkerSettings, create_faust_app
+from shared.runtime.kafka import WorkerSettings, create_faust_app
 
 
 def test_each_app_id_gets_its_own_local_table_folder(tmp_path: Path) -> None:

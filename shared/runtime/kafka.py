@@ -1,0 +1,200 @@
+"""The Faust side of every worker: settings, the app factory (idempotent producer), raw topics and
+a table whose writes name their changelog partition.
+
+Nothing here connects at import time; faust is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.topics import topic_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    import faust
+
+log = logging.getLogger(__name__)
+
+
+def _register_idempotent_transport() -> str:
+    """Register a faust transport whose producer is idempotent with ``acks=all``.
+
+    faust-streaming only turns idempotence on inside exactly-once transactions; Rapport wants it for
+    every produce so broker-side retries never duplicate a record.
+    """
+    from faust.transport import drivers
+    from faust.transport.drivers import aiokafka as driver
+
+    scheme = "rapport-kafka"
+    if scheme not in drivers.TRANSPORTS.aliases:
+
+        class IdempotentProducer(driver.Producer):
+            def _settings_extra(self) -> dict[str, Any]:
+                return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+        class IdempotentTransport(driver.Transport):
+            Producer = IdempotentProducer
+
+        globals()["IdempotentTransport"] = IdempotentTransport
+        drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:IdempotentTransport"
+    return scheme
+
+
+class WorkerSettings(BaseSettings):
+    """What every Rapport Faust worker reads from its environment; each service subclasses it with
+    its own ``RAPPORT_<NAME>_`` prefix and defaults."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    app_id: str = "rapport"
+    """Consumer group and internal-topic prefix; one per service."""
+    topic_namespace: str = ""
+    """Prefix of every topic name; empty in production, unique per test run."""
+    partitions: int = 12
+    """Partitions of the topics the worker declares (tables: equal to their source topic's)."""
+    store: str = "memory://"
+    data_dir: str = ".faust-data"
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    batch_max: int = 500
+    """Most input records handled and published as one batch."""
+    batch_within_s: float = 0.05
+    """Longest wait to fill a batch; bounds the latency a batch adds at low rates."""
+    session_timeout_s: float = 30.0
+    """How long the group waits for a silent (crashed) worker before giving its partitions away."""
+    log_level: str = "INFO"
+
+
+def create_faust_app(settings: WorkerSettings) -> faust.App:
+    """A faust App with Rapport's defaults: idempotent producer, earliest offsets, no autodiscovery."""
+    import faust
+
+    scheme = _register_idempotent_transport()
+    brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        store=settings.store,
+        # One folder per app id: faust would otherwise put every app's local table files in the
+        # same place, and a second app started there finds the first one's offsets.
+        datadir=f"{settings.data_dir}/{settings.app_id}",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_enabled=True,
+        web_in_thread=False,
+        autodiscover=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        table_cleanup_interval=30.0,
+        broker_session_timeout=settings.session_timeout_s,
+    )
+
+
+def raw_topic(app: Any, base: str, namespace: str = "") -> Any:
+    """A faust topic of raw bytes keys and values: decoding and validation happen in our handlers,
+    where a bad record becomes a dead letter instead of a codec error inside faust."""
+    return app.topic(
+        topic_name(base, namespace),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+class FaustPublisher:
+    """The worker loop's :class:`~shared.runtime.worker.Publisher` on a faust app: raw-bytes topics
+    by base name, namespaced."""
+
+    def __init__(self, app: Any, namespace: str = "") -> None:
+        self._app = app
+        self._namespace = namespace
+        self._topics: dict[str, Any] = {}
+
+    def topic(self, base: str) -> Any:
+        """The raw topic of ``base`` (declared once)."""
+        found = self._topics.get(base)
+        if found is None:
+            found = self._topics[base] = raw_topic(self._app, base, self._namespace)
+        return found
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        """Enqueue one record; returns the future of its broker acknowledgement."""
+        return await self.topic(topic).send(key=key, value=value)
+
+
+class FaustTableStore:
+    """The worker loop's :class:`~shared.runtime.worker.TableStore` on a faust table of ``str``.
+
+    faust picks a table write's changelog partition (and, for rocksdb, its local partition store)
+    from the *current event*; after a batch that is the batch's last event, not the one that changed
+    the key. :meth:`put` makes the record that changed the key the current event for the write.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> str | None:
+        """The stored value of ``key``."""
+        value = self.table.get(key)
+        return value if isinstance(value, str) else None
+
+    def put(self, key: str, value: str, record: Any) -> None:
+        """Store ``value`` in the partition of ``record`` (a :class:`~shared.runtime.worker.Record`)."""
+        import weakref
+
+        from faust.streams import _current_event
+
+        token = _current_event.set(weakref.ref(record.origin))
+        try:
+            self.table[key] = value
+        finally:
+            _current_event.reset(token)
+
+
+def create_table(app: Any, name: str, partitions: int) -> Any:
+    """A changelog-backed table of ``str`` keys and values (faust's json codec: the one pairing it
+    applies consistently to the store, the changelog and recovery; a raw-bytes schema is ignored on
+    recovery)."""
+    return app.Table(name, partitions=partitions, key_type=str, value_type=str)
+
+
+def attach_loop(app: Any, source: Any, loop: Any, *, name: str, batch_max: int, within_s: float) -> Any:
+    """Run ``loop`` (a :class:`~shared.runtime.worker.WorkerLoop`) as the agent ``name`` on ``source``.
+
+    ``concurrency=1``: per-client order matters, and faust-streaming can commit past unprocessed
+    offsets with higher concurrency. ``take_events`` acknowledges a batch's input offsets only after
+    the body returns, and the loop returns only when every output of the batch is acknowledged.
+    """
+    from shared.runtime.worker import record_of
+
+    async def agent(stream: Any) -> None:
+        async for events in stream.take_events(batch_max, within=within_s):
+            await loop.process_batch([record_of(e) for e in events])
+
+    agent.__name__ = agent.__qualname__ = name
+    return app.agent(source, name=name, concurrency=1)(agent)
+
+
+def run_worker(app: Any, log_level: str = "INFO") -> None:
+    """Run a faust app as a worker with JSON logs until SIGTERM/SIGINT, then stop cleanly."""
+    import faust
+
+    from shared.runtime.logs import logging_config
+
+    worker = faust.Worker(
+        app,
+        loglevel=log_level,
+        logging_config=logging_config(log_level),
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
