@@ -18,7 +18,8 @@ import pytest
 from shared.runtime.provisioning import wait_for_broker
 
 ROOT = Path(__file__).resolve().parent.parent
-NATIVE_BOOTSTRAP = "127.0.0.1:9092"
+# The native launcher listens on $KAFKA_PORT (default 9092), like deploy/kafka/kafka.sh.
+NATIVE_BOOTSTRAP = f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}"
 HOW_TO = (
     "Start a broker with `make kafka-up` (needs Java 17 + Maven) or point KAFKA_BOOTSTRAP_SERVERS at one."
 )
