@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.contracts.alerts import AlertAcknowledged, AlertEvent, ClinicDirectory
 from shared.contracts.events import DeadLetter, SessionCompleted, Signal, SurveyScored
 
 #: Published contracts by schema file name.
@@ -20,6 +21,9 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "survey-scored.v1.json": SurveyScored,
     "signal.v1.json": Signal,
     "dead-letter.v1.json": DeadLetter,
+    "alert.v1.json": AlertEvent,
+    "alert-ack.v1.json": AlertAcknowledged,
+    "directory.v1.json": ClinicDirectory,
 }
 
 

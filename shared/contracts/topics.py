@@ -41,9 +41,10 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SESSION_COMPLETED, retention_ms=10 * 365 * DAY_MS),
     TopicSpec(SURVEY_SCORED, retention_ms=30 * DAY_MS),
     TopicSpec(SIGNALS, retention_ms=30 * DAY_MS),
-    TopicSpec(ALERTS, retention_ms=30 * DAY_MS),
-    TopicSpec(ALERT_ACKS, retention_ms=30 * DAY_MS),
-    TopicSpec(DIRECTORY, cleanup_policy="compact", retention_ms=None, keyed_by="clinician"),
+    # The alert lifecycle is the audit trail of who was told what, when: kept for a year.
+    TopicSpec(ALERTS, retention_ms=365 * DAY_MS, keyed_by="alert id"),
+    TopicSpec(ALERT_ACKS, retention_ms=365 * DAY_MS),
+    TopicSpec(DIRECTORY, cleanup_policy="compact", retention_ms=None, keyed_by="clinic"),
     TopicSpec(DEAD_LETTER, retention_ms=365 * DAY_MS, keyed_by="original key"),
 )
 
