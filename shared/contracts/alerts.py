@@ -30,8 +30,9 @@ AlertState = Literal["raised", "held", "delivered", "failed", "escalated", "ackn
 ChannelType = Literal["webhook", "email", "chat"]
 Role = Literal["clinician", "supervisor", "on_call"]
 """Who an alert step addresses: the treating clinician, their supervisor, the clinic's on-call."""
-Delivery = Literal["immediate", "digest", "quiet_hours"]
-"""How a raised alert goes out: now, in the clinician's next digest, or when quiet hours end."""
+Delivery = Literal["immediate", "digest", "quiet_hours", "inhibited"]
+"""How a raised alert goes out: now, in the clinician's next digest, when quiet hours end, or once
+the client's open critical alert is acknowledged (inhibition)."""
 
 SecretRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 """Name of a secret in the notifier's environment (``RAPPORT_NOTIFIER_SECRET_<NAME>``)."""
@@ -67,7 +68,7 @@ class AlertEventData(_Model):
     delivery: Delivery | None = None
     """For ``raised`` and ``held``: how the alert goes out."""
     release_at: AwareDatetime | None = None
-    """For ``held``: when it goes out (end of quiet hours, or the digest time)."""
+    """For ``held``: when it goes out (end of quiet hours, or the digest time); null when inhibited."""
     escalation_step: Role | None = None
     """For ``escalated`` (and deliveries): whom this step addresses."""
     escalate_at: AwareDatetime | None = None
