@@ -87,10 +87,10 @@ def on_due(
         decision.outcomes.append("no_channel")
         return decision
     state.sending = batch
-    state.sending_id = derive_id("digest", state.clinic_id, state.clinician_id, batch[0].alert_id, now).hex
+    state.sending_id = str(derive_id("digest", state.clinic_id, state.clinician_id, batch[0].alert_id, now))
     state.jobs = [
         DeliveryJob(
-            id=derive_id("digest-delivery", state.sending_id, c.id).hex,
+            id=str(derive_id("digest-delivery", state.sending_id, c.id)),
             recipient_id=state.clinician_id,
             role="clinician",
             channel=c.type,

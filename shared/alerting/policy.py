@@ -161,12 +161,12 @@ def next_digest(mode: str, digest_time: str, zone: str, now: float) -> float:
 def alert_id_of(signal: Signal) -> str:
     """The alert id of a signal: derived from its dedup key (clinic, client, rule, episode+session)."""
     d = signal.data
-    return derive_id("alert", signal.clinic_id, d.client_id, d.rule_id, d.episode_id, d.session_number).hex
+    return str(derive_id("alert", signal.clinic_id, d.client_id, d.rule_id, d.episode_id, d.session_number))
 
 
 def job_id(alert_id: str, role: Role, endpoint_id: str) -> str:
     """The delivery id (the receiver's idempotency key): stable across retries of one delivery."""
-    return derive_id("delivery", alert_id, role, endpoint_id).hex
+    return str(derive_id("delivery", alert_id, role, endpoint_id))
 
 
 def people_at(directory: ClinicDirectory | None, clinician_id: str, role: Role) -> list[Person]:
@@ -308,8 +308,8 @@ def summary_of(signal: Signal, topic: str = "", partition: int = -1, offset: int
     d = signal.data
     event_time = getattr(d, "session_event_time", None)
     return AlertSummary(
-        signal_id=signal.id.hex,
-        correlation_id=signal.correlation_id.hex,
+        signal_id=str(signal.id),
+        correlation_id=str(signal.correlation_id),
         kind=d.kind,
         severity=d.severity,
         rule_id=d.rule_id,
@@ -546,7 +546,7 @@ def on_ack(
 ) -> Decision:
     """An acknowledgement: close the alert (stopping escalation and retries) if it is open."""
     decision = Decision(state)
-    alert_id = ack.data.alert_id.hex
+    alert_id = str(ack.data.alert_id)
     record = state.alerts.get(alert_id)
     if record is None:
         decision.outcomes.append(("", "", "ack_unknown" if alert_id not in state.seen else "ack_closed"))

@@ -246,6 +246,7 @@ DeadLetterReason = Literal[
     "out_of_range_answer",
     "too_many_missing",
     "processing_error",
+    "delivery_failed",
 ]
 """Fixed vocabulary of why a record could not be processed."""
 

@@ -106,7 +106,7 @@ def test_critical_alerts_are_never_held_throttled_or_resolved_by_a_signal(ops: l
             assert e.data.state != "resolved"
             if e.data.state == "raised":
                 assert e.data.delivery == "immediate"
-    raised = {e.data.alert_id.hex for e in events if e.data.state == "raised"}
+    raised = {str(e.data.alert_id) for e in events if e.data.state == "raised"}
     assert {a for a, s in severity.items() if s == "critical"} <= raised, "never throttled away"
 
 
