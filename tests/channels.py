@@ -27,6 +27,8 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0
+    """Unix time of arrival."""
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -60,6 +62,7 @@ def start_http_receiver() -> tuple[HttpReceiver, Callable[[], None]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            arrived = time.time()
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length)
             delay = receiver.delay_s.get(self.path, 0.0)
@@ -69,13 +72,20 @@ def start_http_receiver() -> tuple[HttpReceiver, Callable[[], None]]:
                 planned = receiver.plan.get(self.path) or []
                 status = planned.pop(0) if planned else 200
                 receiver.requests.append(
-                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, status)
+                    Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, status, arrived
+                    )
                 )
-            self.send_response(status)
-            if status in (429, 503):
-                self.send_header("Retry-After", "1")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            try:
+                self.send_response(status)
+                if status in (429, 503):
+                    self.send_header("Retry-After", "1")
+                body_out = b"" if status == 204 else b"{}"
+                self.send_header("Content-Length", str(len(body_out)))
+                self.end_headers()
+                self.wfile.write(body_out)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout under test)
 
         def log_message(self, format: str, *args: Any) -> None:
             return
