@@ -62,6 +62,7 @@ def create_app(
     )
     metrics.oldest_unacked_critical_seconds.set_function(dispatcher.oldest_unacked_critical_s)
     metrics.directory_clinics.set_function(lambda: len(directory.clinics))
+    metrics.endpoints_disabled.set_function(lambda: len(dispatcher.disabled))
 
     client_table = create_table(app, "client-alerts", settings.partitions)
     digest_table = create_table(app, "digests", settings.partitions)

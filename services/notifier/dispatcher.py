@@ -84,6 +84,9 @@ class Dispatcher:
         self._ticked: dict[tuple[str, str], tuple[float, float]] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.disabled: dict[str, int] = {}
+        """Endpoints that answered 410 Gone, with the clinic's directory version at the time: nothing
+        is sent to them until the clinic's directory entry changes."""
 
     # ------------------------------------------------------------------ index
 
@@ -227,8 +230,13 @@ class Dispatcher:
         outbound: Outbound | None,
     ) -> None:
         started = time.perf_counter()
+        clinic = key.split("|", 1)[0]
+        entry = self.directory.get(clinic)
+        version = entry.version if entry is not None else 0
         if outbound is None:
             outcome = AttemptOutcome("rejected", "endpoint_removed")
+        elif self.disabled.get(job.endpoint_id) == version:
+            outcome = AttemptOutcome("gone", "endpoint_disabled")
         else:
             async with self._limit(job.endpoint_id):
                 outcome = await self.router.deliver(outbound)
@@ -237,7 +245,13 @@ class Dispatcher:
         kind = job.channel if outbound is None else kind
         self.metrics.delivery_attempts.labels(kind, _attempt_label(outcome.result)).inc()
         self.metrics.delivery_seconds.labels(kind).observe(seconds)
-        if outcome.result in ("gone", "rejected"):
+        if outcome.result == "gone" and outcome.code != "endpoint_disabled":
+            self.disabled[job.endpoint_id] = version
+            log.error(
+                "endpoint gone: disabled until the clinic's directory entry changes",
+                extra={"reason": outcome.code, "kind": kind, "endpoint": job.endpoint_id},
+            )
+        elif outcome.result == "rejected":
             log.warning(
                 "delivery refused by endpoint",
                 extra={"reason": outcome.code, "kind": kind, "count": attempt},

@@ -18,6 +18,7 @@ class NotifierMetrics:
     session_to_alert_seconds: Histogram
     oldest_unacked_critical_seconds: Gauge
     directory_clinics: Gauge
+    endpoints_disabled: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> NotifierMetrics:
@@ -65,6 +66,11 @@ class NotifierMetrics:
             directory_clinics=Gauge(
                 "rapport_notifier_directory_clinics",
                 "Clinics in this worker's copy of the directory.",
+                registry=registry,
+            ),
+            endpoints_disabled=Gauge(
+                "rapport_notifier_endpoints_disabled",
+                "Endpoints that answered 410 Gone and get nothing until their clinic's directory changes.",
                 registry=registry,
             ),
         )
