@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -47,11 +47,18 @@ test-unit: setup ## Run only the unit tests (no broker)
 test-integration: setup ## Run the integration and e2e tests (real broker)
 	$(BIN)/pytest tests/integration tests/e2e
 
-lint: setup ## ruff (incl. bandit rules), mypy strict on shared/, import-linter contracts, schema check
+lint: setup ## ruff (incl. bandit rules), mypy strict on shared/, import-linter, schema check, promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared
 	$(BIN)/lint-imports
 	$(BIN)/rapport schemas check
+	$(MAKE) --no-print-directory prometheus-check
+
+prometheus-check: ## promtool: check the Prometheus config and rules, run the rule unit tests
+	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install prometheus (.ci/run does)"; exit 1; }
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 fmt: setup ## Fix imports and formatting issues ruff can fix
 	$(BIN)/ruff check --fix .
