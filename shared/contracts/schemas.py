@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from shared.contracts.events import DeadLetter, SessionCompleted, Signal, SurveyScored
+from shared.contracts.events import DeadLetter, DeadLetterReplayed, SessionCompleted, Signal, SurveyScored
 
 #: Published contracts by schema file name.
 CONTRACTS: dict[str, type[BaseModel]] = {
@@ -20,6 +20,7 @@ CONTRACTS: dict[str, type[BaseModel]] = {
     "survey-scored.v1.json": SurveyScored,
     "signal.v1.json": Signal,
     "dead-letter.v1.json": DeadLetter,
+    "dead-letter-replayed.v1.json": DeadLetterReplayed,
 }
 
 
