@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: prometheus-check help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check asyncapi-check help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -78,3 +78,11 @@ demo: setup kafka-up ## Broker, topics, every service and the simulator; prints 
 
 clean: ## Remove the virtualenv, caches and demo state (not the Kafka data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo bench-results
+
+ASYNCAPI_PARSER := @asyncapi/parser@3.6.3
+
+asyncapi-check: ## Validate docs/asyncapi.yaml with the official parser (npm, in a throwaway directory)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  cp deploy/asyncapi/validate.mjs "$$tmp/" && \
+	  (cd "$$tmp" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund $(ASYNCAPI_PARSER) >/dev/null) && \
+	  node "$$tmp/validate.mjs" docs/asyncapi.yaml
