@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: prometheus-check asyncapi-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -47,12 +47,14 @@ test-unit: setup ## Run only the unit tests (no broker)
 test-integration: setup ## Run the integration and e2e tests (real broker)
 	$(BIN)/pytest tests/integration tests/e2e
 
-lint: setup ## ruff (incl. bandit rules), mypy strict on shared/, import-linter, schema check, promtool
+lint: setup ## ruff, mypy strict on shared/, import-linter, schemas, promtool, dashboard and manifests current
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared
 	$(BIN)/lint-imports
 	$(BIN)/rapport schemas check
 	$(MAKE) --no-print-directory prometheus-check
+	$(BIN)/python deploy/grafana/dashboard.py --check
+	$(BIN)/python deploy/k8s/render.py --check
 
 prometheus-check: ## promtool: check the Prometheus config and rules, run the rule unit tests
 	@command -v promtool >/dev/null || { echo "promtool not found: apt-get install prometheus (.ci/run does)"; exit 1; }
@@ -118,3 +120,14 @@ k8s-manifests: setup ## Regenerate deploy/k8s/<service>.yaml from deploy/k8s/ser
 k8s-crd-schemas: setup ## Regenerate the committed KEDA CRD schemas from the KEDA Go module
 	dir=$$(go mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') && \
 	$(BIN)/python deploy/k8s/schemas/build.py crd deploy/k8s/schemas $$dir/config/crd/bases/keda.sh_scaledobjects.yaml
+
+GRAFANA_SCHEMA := @grafana/schema@13.2.3
+TYPESCRIPT := typescript@5.9.3
+
+grafana-check: ## Type-check the dashboard against Grafana's published schema (npm, throwaway directory)
+	$(BIN)/python deploy/grafana/dashboard.py --check
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && root=$$PWD && \
+	  cp deploy/grafana/typecheck.mjs "$$tmp/" && \
+	  (cd "$$tmp" && npm init -y >/dev/null && npm pkg set type=module >/dev/null && \
+	   npm install --silent --no-audit --no-fund $(GRAFANA_SCHEMA) $(TYPESCRIPT) >/dev/null && \
+	   node typecheck.mjs "$$root"/deploy/grafana/dashboards/*.json)
