@@ -184,7 +184,9 @@ def run(settings: CanarySettings, registry: CollectorRegistry | None = None) -> 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    producer = KafkaProducer(**{**producer_config(settings.bootstrap_servers), "client_id": "rapport-canary"})
+    # A send blocks at most 10 s for metadata, well inside the /healthz staleness limit (30 s).
+    config = {**producer_config(settings.bootstrap_servers), "client_id": "rapport-canary"}
+    producer = KafkaProducer(**config, max_block_ms=10_000)
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers.split(","),
         client_id="rapport-canary",
