@@ -20,6 +20,7 @@ from services.notifier.settings import NotifierSettings, load_secrets
 from shared.alerting.policy import PolicyConfig
 from shared.alerting.state import ClientAlerts, DigestState
 from shared.contracts import topics
+from shared.contracts.canary import CANARY_CLINIC_ID
 from shared.contracts.topics import topic_name
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, FaustTableStore, attach_loop, create_faust_app, create_table
@@ -35,7 +36,6 @@ def create_app(
     registry: CollectorRegistry | None = None,
     *,
     adapters: Mapping[str, ChannelPort] | None = None,
-    canary_clinic: str | None = None,
 ) -> faust.App:
     """Build the notifier Faust app. ``adapters`` replaces the real channels (tests)."""
     registry = registry or CollectorRegistry()
@@ -46,6 +46,9 @@ def create_app(
     directory = DirectoryCache()
     cfg = PolicyConfig(retry_schedule_s=settings.retry_schedule_s)
     ctx = Context(directory.get, cfg, settings.partitions, ns)
+    for channel in ("webhook", "email", "chat"):
+        for outcome in ("delivered", "retrying", "gone", "rejected", "exhausted"):
+            metrics.delivery_attempts.labels(channel, outcome)  # every series exists from the start
     http = None
     if adapters is None:
         adapters, http = default_adapters(settings, load_secrets(settings))
@@ -58,7 +61,7 @@ def create_app(
         inbox_url=settings.inbox_url,
         partitions=settings.partitions,
         endpoint_concurrency=settings.endpoint_concurrency,
-        canary_clinic=canary_clinic,
+        canary_clinic=CANARY_CLINIC_ID,
     )
     metrics.oldest_unacked_critical_seconds.set_function(dispatcher.oldest_unacked_critical_s)
     metrics.directory_clinics.set_function(lambda: len(directory.clinics))
@@ -78,8 +81,8 @@ def create_app(
         for f in facts:
             for kind, severity, outcome in f.outcomes:
                 metrics.alerts.labels(kind or "-", severity or "-", outcome).inc()
-                if outcome in ("exhausted",):
-                    metrics.delivery_attempts.labels("-", "exhausted").inc()
+            for channel in f.exhausted:
+                metrics.delivery_attempts.labels(channel, "exhausted").inc()
             for step in f.escalations:
                 metrics.escalations.labels(step).inc()
             for severity, seconds in f.first_delivery:

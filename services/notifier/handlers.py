@@ -14,6 +14,7 @@ the right partition of the internal topic first, so one client's alerts are neve
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,9 +25,17 @@ from shared.alerting import digest as digests
 from shared.alerting import policy
 from shared.alerting.feedback import AttemptResult, DigestItem, DueTick, Forwarded, InternalRecord
 from shared.alerting.state import ClientAlerts, DigestState
-from shared.contracts.alerts import AlertAcknowledged, AlertEvent, ClinicDirectory
+from shared.contracts.alerts import (
+    AlertAcknowledged,
+    AlertAcknowledgedData,
+    AlertEvent,
+    ClinicDirectory,
+    Person,
+    WebhookChannel,
+)
+from shared.contracts.canary import CANARY_CLINIC_ID, CANARY_CLINICIAN_ID, is_canary
 from shared.contracts.deadletters import Rejection, decode
-from shared.contracts.events import Signal, validation_error_summary
+from shared.contracts.events import Signal, derive_id, validation_error_summary
 from shared.contracts.topics import ALERT_ACKS, ALERTS, NOTIFIER_CLIENT, NOTIFIER_DIGEST, SIGNALS
 from shared.runtime.kafka import partition_for
 from shared.runtime.worker import Handled, Output, Record, StateView
@@ -34,11 +43,24 @@ from shared.runtime.worker import Handled, Output, Record, StateView
 STAGE = "notifier"
 
 
+#: The canary clinic's directory: its clinician has one channel, which the dispatcher sends to the
+#: null channel; its alerts are closed as soon as they are delivered (nobody is told, nobody waits).
+CANARY_DIRECTORY = ClinicDirectory(
+    clinic_id=CANARY_CLINIC_ID,
+    people=[
+        Person(
+            id=CANARY_CLINICIAN_ID,
+            channels=[WebhookChannel(id="canary-null", url="http://canary.invalid/", secrets=["CANARY"])],
+        )
+    ],
+)
+
+
 @dataclass(frozen=True)
 class Context:
     """What both sides need besides the record: the directory, the policy, the topic names."""
 
-    directory: Callable[[str], ClinicDirectory | None]
+    clinics: Callable[[str], ClinicDirectory | None]
     cfg: policy.PolicyConfig
     partitions: int
     namespace: str = ""
@@ -46,6 +68,10 @@ class Context:
     def topic(self, base: str) -> str:
         """The physical name of a base topic name."""
         return f"{self.namespace}{base}"
+
+    def directory(self, clinic_id: str) -> ClinicDirectory | None:
+        """A clinic's directory entry (the canary clinic's is built in)."""
+        return CANARY_DIRECTORY if is_canary(clinic_id) else self.clinics(clinic_id)
 
 
 @dataclass
@@ -61,6 +87,8 @@ class Facts:
     escalations: list[str] = field(default_factory=list)
     first_delivery: list[tuple[str, float]] = field(default_factory=list)
     """(severity, seconds from the session event to the first delivery)."""
+    exhausted: list[str] = field(default_factory=list)
+    """Channels of deliveries given up (after the last retry) by this record."""
     attempt: AttemptResult | None = None
 
 
@@ -167,6 +195,8 @@ def _client_internal(
         return _client_result(record, state, ctx, internal.key, decision, "due")
     before = {a: r.first_delivered_at for a, r in stored.alerts.items()}
     decision = policy.on_attempt(stored, internal, directory, now, ctx.cfg)
+    if is_canary(stored.clinic_id):
+        _close_delivered_canary(stored, decision, now, ctx)
     handled = _client_result(record, state, ctx, internal.key, decision, "attempt", attempt=internal)
     facts: Facts = handled.facts[0]
     for alert_id, alert in stored.alerts.items():
@@ -176,6 +206,32 @@ def _client_internal(
                 (s.severity, max(0.0, alert.first_delivered_at - s.session_event_time))
             )
     return handled
+
+
+def _close_delivered_canary(state: ClientAlerts, decision: policy.Decision, now: float, ctx: Context) -> None:
+    """A canary alert is closed once its (null) delivery is done: it proves the notifier moves,
+    and must never wait for anybody or count as an unacknowledged critical alert."""
+    for record in list(state.alerts.values()):
+        if any(j.status == "pending" for j in record.jobs):
+            continue
+        ack = AlertAcknowledged(
+            id=derive_id("canary-ack", record.alert_id),
+            source="rapport/notifier",
+            time=policy.at(now),  # type: ignore[arg-type]
+            subject=state.client_id,
+            clinic_id=state.clinic_id,
+            correlation_id=uuid.UUID(record.summary.correlation_id),
+            data=AlertAcknowledgedData(
+                alert_id=uuid.UUID(record.alert_id),
+                acknowledged_by=CANARY_CLINICIAN_ID,
+                acknowledged_at=policy.at(now),  # type: ignore[arg-type]
+                via="cli",
+            ),
+        )
+        closed = policy.on_ack(state, ack, CANARY_DIRECTORY, now, ctx.cfg)
+        decision.events += closed.events
+        decision.outcomes += closed.outcomes
+        decision.changed = decision.changed or closed.changed
 
 
 def _attempt(internal: AttemptResult | DueTick) -> AttemptResult | None:
@@ -212,6 +268,7 @@ def _client_result(
         outcomes=decision.outcomes,
         escalations=list(decision.escalations),
         attempt=attempt,
+        exhausted=_exhausted(decision.events),
     )
     return Handled(
         outcome,
@@ -256,6 +313,7 @@ def handle_digest(record: Record, state: StateView[DigestState], now_dt: datetim
         touched=d.changed,
         outcomes=[("", "", o) for o in d.outcomes],
         attempt=_attempt(internal) if not isinstance(internal, DigestItem) else None,
+        exhausted=sorted({c for c in _exhausted(d.events)}),
     )
     return Handled(
         internal.kind,
@@ -263,6 +321,14 @@ def handle_digest(record: Record, state: StateView[DigestState], now_dt: datetim
         rejections=_rejections(d.dead),
         facts=(facts,),
     )
+
+
+def _exhausted(events: list[AlertEvent]) -> list[str]:
+    return [
+        e.data.channel
+        for e in events
+        if e.data.state == "failed" and e.data.outcome == "exhausted" and e.data.channel is not None
+    ]
 
 
 def _summary(exc: ValidationError) -> str:

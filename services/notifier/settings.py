@@ -25,10 +25,10 @@ class NotifierSettings(WorkerSettings):
     model_config = SettingsConfigDict(env_prefix="RAPPORT_NOTIFIER_", frozen=True)
 
     app_id: str = "rapport-notifier"
-    web_port: int = 6063
+    web_port: int = 6064
     store: str = "rocksdb://"
     batch_max: int = 200
-    inbox_url: str = "http://127.0.0.1:6064"
+    inbox_url: str = "http://127.0.0.1:6066"
     """Base URL of the clinician inbox; messages link to ``<inbox_url>/alerts/<alert id>``."""
     # --- delivery
     retry_schedule_s: tuple[float, ...] = DEFAULT_SCHEDULE_S
