@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.contracts.alerts import AlertEvent, AlertEventData, AlertState, ClinicDirectory, EscalationPolicy, Person
+from shared.contracts.alerts import (
+    AlertEvent,
+    AlertEventData,
+    AlertState,
+    ClinicDirectory,
+    EscalationPolicy,
+    Person,
+)
 from shared.contracts.events import Signal, SurveyScored, derive_id
 from tests.support import T0, scored_events, session_event, srs
 
@@ -47,7 +54,10 @@ def episode(
     for n, (p, s) in enumerate(zip(phq9_totals, srs_totals, strict=True), start=1):
         answers = phq9(p, item9=2 if n == critical_at else 0)
         event = session_event(
-            client=client, clinic=clinic, clinician=clinician, session_number=n,
+            client=client,
+            clinic=clinic,
+            clinician=clinician,
+            session_number=n,
             surveys=(("PHQ-9", answers), ("SRS", srs(s))),
         )
         for survey in scored_events(event):
