@@ -10,7 +10,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,6 +69,8 @@ class Inbox:
     address_limiter: LoginLimiter
     consumer: TopicConsumer | None
     templates: Jinja2Templates
+    publishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while an acknowledgement is published, so a click and the outbox never both send one."""
 
 
 def _safe_next(path: str | None) -> str:
@@ -483,6 +485,14 @@ def _is_uuid(text: str) -> bool:
 async def _publish_ack(inbox: Inbox, ack: Acknowledgement, alert: AlertSummary) -> bool:
     """Publish one stored acknowledgement and mark it published; False (kept for the outbox) when
     the broker does not confirm it."""
+    async with inbox.publishing:
+        current = await asyncio.to_thread(inbox.store.acknowledgement, ack.alert_id)
+        if current is not None and current.published_at is not None:
+            return True  # the other path sent it meanwhile
+        return await _send_ack(inbox, ack, alert)
+
+
+async def _send_ack(inbox: Inbox, ack: Acknowledgement, alert: AlertSummary) -> bool:
     event = handlers.build_acknowledgement(
         alert,
         event_id=ack.event_id,
