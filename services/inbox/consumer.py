@@ -38,17 +38,33 @@ class KafkaPublisher:
     def __init__(self, settings: InboxSettings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
 
     async def start(self) -> None:
-        """Connect to the broker."""
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers.split(","),
-            client_id=f"{self._settings.app_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=int(self._settings.ack_publish_timeout_s * 1000),
-        )
-        await self._producer.start()
+        """Connect to the broker; when it cannot be reached now, the first publish tries again
+        (acknowledgements wait in the outbox meanwhile)."""
+        try:
+            await self._start()
+        except Exception as exc:
+            log.warning("broker not reachable yet", extra={"error_type": type(exc).__name__})
+
+    async def _start(self) -> None:
+        async with self._starting:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.bootstrap_servers.split(","),
+                client_id=f"{self._settings.app_id}-producer",
+                acks="all",
+                enable_idempotence=True,
+                request_timeout_ms=int(self._settings.ack_publish_timeout_s * 1000),
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._settings.ack_publish_timeout_s)
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
 
     async def stop(self) -> None:
         """Flush and disconnect."""
@@ -59,7 +75,8 @@ class KafkaPublisher:
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send one record to ``topic`` (a base name) and wait until the broker acknowledged it."""
         if self._producer is None:
-            raise RuntimeError("the publisher is not started")
+            await self._start()
+        assert self._producer is not None  # noqa: S101 - _start() sets it or raises
         name = topics.topic_name(topic, self._settings.topic_namespace)
         await asyncio.wait_for(
             self._producer.send_and_wait(name, key=key, value=value), self._settings.ack_publish_timeout_s

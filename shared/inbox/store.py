@@ -354,8 +354,18 @@ class InboxStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One write transaction. On SQLite it takes the write lock up front (``BEGIN IMMEDIATE``):
+        a deferred transaction that reads first and writes later fails at once with "database is
+        locked" when another connection wrote in between, instead of waiting its turn."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
 
     def _upsert(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -424,23 +434,17 @@ class InboxStore:
         if isinstance(change, DirectoryRemoved):
             conn.execute(delete(directories).where(directories.c.clinic_id == change.clinic_id))
             return True
-        stored = conn.execute(
-            select(directories.c.version).where(directories.c.clinic_id == change.clinic_id)
-        ).scalar_one_or_none()
-        if stored is not None and stored > change.version:
-            return False  # an older version delivered late
-        self._upsert(
-            conn,
-            directories,
-            [
-                {
-                    "clinic_id": change.clinic_id,
-                    "version": change.version,
-                    "document": change.model_dump_json(),
-                }
-            ],
+        stmt = self._insert(directories).values(
+            clinic_id=change.clinic_id, version=change.version, document=change.model_dump_json()
         )
-        return True
+        # One atomic statement: a late, older version changes nothing (the WHERE of the upsert).
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["clinic_id"],
+            set_={"version": stmt.excluded.version, "document": stmt.excluded.document},
+            where=directories.c.version <= stmt.excluded.version,
+        )
+        # RETURNING, not rowcount: psycopg reports no row count for this statement.
+        return conn.execute(stmt.returning(directories.c.clinic_id)).first() is not None
 
     def offsets(self) -> dict[tuple[str, int], int]:
         """The next offset to read of every (topic, partition) this database has taken in."""
@@ -564,15 +568,15 @@ class InboxStore:
     # ------------------------------------------------------------------ acknowledgements
 
     def acknowledge(self, ack: Acknowledgement) -> Acknowledgement:
-        """Record ``ack`` unless the alert already has one here; returns the one that stands."""
+        """Record ``ack`` unless the alert already has one here; returns the one that stands (two
+        people acknowledging at the same moment both get the first)."""
         with self._tx() as conn:
-            existing = conn.execute(
+            stmt = self._insert(acknowledgements).values(**vars(ack))
+            conn.execute(stmt.on_conflict_do_nothing())  # any unique clash: the first one stands
+            standing = conn.execute(
                 select(acknowledgements).where(acknowledgements.c.alert_id == ack.alert_id)
-            ).first()
-            if existing is not None:
-                return Acknowledgement(**existing._mapping)
-            conn.execute(acknowledgements.insert().values(**vars(ack)))
-        return ack
+            ).one()
+        return Acknowledgement(**standing._mapping)
 
     def acknowledgement(self, alert_id: str) -> Acknowledgement | None:
         """The acknowledgement made here for ``alert_id``, if any."""

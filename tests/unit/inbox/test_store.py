@@ -147,3 +147,42 @@ def test_disabling_an_account_ends_its_sessions_and_sessions_expire(store: Inbox
     disabled = store.user("alice")
     assert disabled is not None and disabled.disabled
     assert not store.disable_user("nobody", "2026-01-05T10:00:00.000000Z")
+
+
+def test_concurrent_writers_wait_for_each_other(store: InboxStore) -> None:
+    """The consumer and web requests write at the same time, two people may acknowledge one alert
+    at the same moment: nobody fails, and one acknowledgement per alert stands."""
+    import threading
+
+    errors: list[BaseException] = []
+    standing: dict[str, set[str]] = {}
+
+    def directories() -> None:
+        try:
+            for v in range(1, 60):
+                store.ingest([directory(version=v)], {("d", 0): v})
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    def acknowledgements(person: str) -> None:
+        try:
+            for n in range(60):
+                ack = Acknowledgement(
+                    f"a-{n}", f"e-{n}", "k", person, person, "2026-01-05T09:00:00.000000Z", None, None
+                )
+                standing.setdefault(f"a-{n}", set()).add(store.acknowledge(ack).person_id)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=directories)] + [
+        threading.Thread(target=acknowledgements, args=(p,)) for p in ("p1", "p2", "p3")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert all(len(people) == 1 for people in standing.values()), "everyone sees the same acknowledgement"
+    assert len(store.unpublished_acknowledgements(limit=1000)) == 60 and store.offsets() == {("d", 0): 59}
+    found = store.directory("clinic-01")
+    assert found is not None and found.version == 59
