@@ -84,6 +84,7 @@ def test_log_in_read_the_alert_and_acknowledge_in_a_browser(
     kafka_bootstrap: str, ns: str, tmp_path: Path, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -195,6 +196,8 @@ def test_log_in_read_the_alert_and_acknowledge_in_a_browser(
         srs = browser.find_element(By.CSS_SELECTOR, 'svg.chart[data-instrument="SRS"]')
         assert len(srs.find_elements(By.CSS_SELECTOR, "circle.point")) == 5
         assert "critical_item" in browser.page_source and "Evidence" in browser.page_source
+        labelled = browser.find_element(By.CSS_SELECTOR, 'label[for="note"]')
+        assert labelled.text.startswith("Note"), "form fields have labels"
         _screenshot(browser, shots, "inbox-alert.png", 1280)
         _screenshot(browser, shots, "inbox-alert-phone.png", 390)
         overflow = browser.execute_script(
@@ -203,8 +206,13 @@ def test_log_in_read_the_alert_and_acknowledge_in_a_browser(
         assert overflow <= 0, "no sideways scrolling on a phone-sized screen"
         browser.set_window_size(1280, 900)
 
-        browser.find_element(By.ID, "note").send_keys("Phoned the client; safety plan reviewed")
-        browser.find_element(By.ID, "acknowledge").click()
+        # By keyboard only: type the note, Tab to the button, Enter.
+        note = browser.find_element(By.ID, "note")
+        note.send_keys("Phoned the client; safety plan reviewed")
+        note.send_keys(Keys.TAB)
+        focused = browser.switch_to.active_element
+        assert focused.get_attribute("id") == "acknowledge"
+        focused.send_keys(Keys.ENTER)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.acknowledged")))
         status = browser.find_element(By.CSS_SELECTOR, "p.acknowledged").text
         assert "Acknowledged by clin-01 (alice)" in status
