@@ -186,3 +186,23 @@ def test_concurrent_writers_wait_for_each_other(store: InboxStore) -> None:
     assert len(store.unpublished_acknowledgements(limit=1000)) == 60 and store.offsets() == {("d", 0): 59}
     found = store.directory("clinic-01")
     assert found is not None and found.version == 59
+
+
+def test_on_call_scope_selects_escalated_critical_alerts_only(store: InboxStore) -> None:
+    def one(n: int, severity: str, states: tuple[str, ...], clinic: str = "clinic-01") -> list:  # type: ignore[type-arg]
+        return synthetic_alert(clinic=clinic, clinician="clin-02", severity=severity, states=states, n=n)  # type: ignore[arg-type]
+
+    escalated = one(1, "critical", ("raised", "escalated"))
+    store.ingest(
+        [
+            directory(),
+            *escalated,
+            *one(2, "critical", ("raised",)),
+            *one(3, "high", ("raised", "escalated")),
+            *one(4, "critical", ("raised", "escalated"), clinic="clinic-02"),
+        ],
+        {},
+    )
+    scope = scope_for(Viewer("clinic-01", "oncall-01"), store.directory("clinic-01"))
+    assert scope is not None
+    assert [a.alert_id for a in store.alerts_in_scope(scope)] == [str(escalated[0].data.alert_id)]
