@@ -54,7 +54,8 @@ def manifests(catalogue: dict[str, Any], name: str, svc: dict[str, Any]) -> list
         "name": name,
         "image": catalogue["image"],
         "args": [svc["module"]],
-        "envFrom": [{"configMapRef": {"name": name}}],
+        "envFrom": [{"configMapRef": {"name": name}}]
+        + ([{"secretRef": {"name": svc["env_secret"]}}] if "env_secret" in svc else []),
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
         "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
         # Recovery of a large table can take minutes: the startup probe allows 10 before liveness.

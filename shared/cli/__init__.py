@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "directory", "dead-letters")
+SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "directory", "dead-letters", "inbox")
 
 
 def build_parser() -> argparse.ArgumentParser:
