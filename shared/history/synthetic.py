@@ -496,7 +496,7 @@ def _population(config: SimulationConfig, seed: int) -> list[_Client]:
 DEMO_CASES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "risk": "PHQ-9 item 9 endorsed at session 3 (critical_item)",
-        "deteriorating": "PHQ-9 rises by far more than reliable change from session 3 on "
+        "deteriorating": "PHQ-9 rises far beyond reliable change from session 3 on "
         "(outcome_reliable_deterioration)",
         "rupture-repaired": "SRS drops at session 4 and is back at baseline at session 5 "
         "(alliance_drop, then alliance_repaired)",
