@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas")
+SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "directory", "dead-letters")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"shared.cli.{name}").register(sub)
+        importlib.import_module(f"shared.cli.{name.replace('-', '')}").register(sub)
     return parser
 
 

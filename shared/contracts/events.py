@@ -246,6 +246,7 @@ DeadLetterReason = Literal[
     "out_of_range_answer",
     "too_many_missing",
     "processing_error",
+    "delivery_failed",
     "duplicate_key",
 ]
 """Fixed vocabulary of why a record could not be processed (``duplicate_key``: a key given twice in
@@ -284,6 +285,29 @@ class DeadLetter(_Model):
     clinic_id: str | None = None
 
 
+class DeadLetterReplayed(_Model):
+    """Topic ``rapport.dead-letter-replays.v1`` (compacted, keyed by the dead letter's id): the
+    original record of a dead letter was re-published to its source topic by
+    ``rapport dead-letters replay``. A dead letter with such a record is not replayed again unless
+    asked to (``--again``), and neither is a dead letter *of* a replayed record.
+    """
+
+    id: uuid.UUID
+    """Deterministic: ``derive_id(dead_letter_id, "replayed")``."""
+    type: Literal["rapport.dead-letter.replayed"] = "rapport.dead-letter.replayed"
+    time: AwareDatetime
+    dead_letter_id: uuid.UUID
+    stage: str = Field(max_length=64)
+    reason: DeadLetterReason
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    replayed_topic: str
+    """Where the original record was re-published (its source topic)."""
+    replayed_partition: int
+    replayed_offset: int
+
+
 def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
     seen = seen if seen is not None else set()
     if model in seen:
@@ -310,7 +334,7 @@ def _type_args(annotation: Any) -> list[Any]:
 def contract_field_names() -> frozenset[str]:
     """Every field name of every event contract: the location parts an error detail may show."""
     names: set[str] = set()
-    for model in (SessionCompleted, SurveyScored, Signal, DeadLetter):
+    for model in (SessionCompleted, SurveyScored, Signal, DeadLetter, DeadLetterReplayed):
         names |= _field_names(model)
     return frozenset(names)
 

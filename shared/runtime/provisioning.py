@@ -24,8 +24,6 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
     }
 
 
-
-
 @dataclass(frozen=True)
 class ProvisionResult:
     """What ``apply_topics`` did to one topic."""
@@ -120,6 +118,27 @@ def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
         f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f}s "
         f"({type(last).__name__ if last else 'no error'}); start one with `make kafka-up`"
     )
+
+
+def publish_records(
+    bootstrap_servers: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    timeout_s: float = 30.0,
+) -> int:
+    """Produce ``(key, value)`` records to ``topic`` (idempotent, ``acks=all``) and wait until the
+    broker acknowledged each; returns how many were written."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**producer_config(bootstrap_servers))
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(timeout=timeout_s)
+        for fut in futures:
+            fut.get(timeout=timeout_s)
+        return len(futures)
+    finally:
+        producer.close(timeout=timeout_s)
 
 
 @dataclass(frozen=True)
