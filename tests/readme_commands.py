@@ -24,6 +24,7 @@ NOT_RUN: dict[str, str] = {
 NEEDS_BROKER: tuple[str, ...] = (
     "make demo",
     ".venv/bin/rapport topics apply --partitions 24",
+    ".venv/bin/rapport dead-letters replay --reason unknown_instrument --dry-run",
 )
 
 _BLOCK = re.compile(r"^```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)

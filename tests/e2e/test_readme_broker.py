@@ -20,7 +20,7 @@ import pytest
 from shared.contracts.topics import CATALOGUE, topic_name
 from shared.runtime.provisioning import delete_namespace
 from tests.readme_commands import ROOT, base, broker_commands
-from tests.support import free_port, namespace
+from tests.support import free_port, namespace, provision
 
 pytestmark = pytest.mark.e2e
 
@@ -161,5 +161,47 @@ def test_topics_apply_as_written(kafka_bootstrap: str) -> None:
         assert len(lines) == len(CATALOGUE)
         for spec, line in zip(CATALOGUE, lines, strict=True):
             assert line.split() == ["created", topic_name(spec.name, ns), "(24", "partitions)"]
+    finally:
+        delete_namespace(kafka_bootstrap, ns)
+
+
+def _wait_visible(bootstrap: str, names: list[str], timeout_s: float = 30.0) -> None:
+    """Until a fresh consumer's metadata shows every topic (just created topics take a moment)."""
+    from kafka import KafkaConsumer
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None)
+        try:
+            if all(consumer.partitions_for_topic(n) for n in names):
+                return
+        finally:
+            consumer.close()
+        time.sleep(0.5)
+    raise TimeoutError(f"topics not visible after {timeout_s}s: {names}")
+
+
+def test_dead_letter_replay_dry_run_as_written(kafka_bootstrap: str) -> None:
+    ns = namespace()
+    provision(kafka_bootstrap, ns)
+    _wait_visible(kafka_bootstrap, [topic_name(spec.name, ns) for spec in CATALOGUE])
+    try:
+        result = subprocess.run(
+            [
+                "bash",
+                "-o",
+                "pipefail",
+                "-c",
+                _command(".venv/bin/rapport dead-letters replay --reason unknown_instrument --dry-run"),
+            ],
+            cwd=ROOT,
+            env=_env(kafka_bootstrap, RAPPORT_TOPIC_NAMESPACE=ns),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("would replay 0 dead letters (0 original records)")
     finally:
         delete_namespace(kafka_bootstrap, ns)

@@ -36,7 +36,7 @@ def test_every_readme_command_is_accounted_for() -> None:
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> list[subprocess.CompletedProcess[str]]:
     """Run the offline commands in order, in a scratch folder that sees the repo's .venv and examples."""
     work = tmp_path_factory.mktemp("readme")
-    for name in (".venv", "examples", "schemas"):
+    for name in (".venv", "examples", "schemas", "docs"):
         (work / name).symlink_to(ROOT / name)
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     done = []

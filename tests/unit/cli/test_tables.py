@@ -145,7 +145,7 @@ def test_tables_are_coloured_on_a_terminal_unless_no_color(
     assert not ANSI.search(table("1"))
 
 
-@pytest.mark.parametrize("command", ["score", "signals", "backtest", "topics", "schemas"])
+@pytest.mark.parametrize("command", shared.cli.SUBCOMMANDS)
 def test_every_command_help_documents_input_output_and_exit_status(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
