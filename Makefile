@@ -9,7 +9,9 @@ KAFKA := deploy/kafka/kafka.sh
 .PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
+	grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-17s%s %s\n", on, $$1, off, $$2}'
 
 setup: $(VENV)/.installed ## Create .venv with the project and its dev tools, pinned by requirements.lock
 
@@ -26,7 +28,7 @@ lock: setup ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra rocksdb -o requirements.lock \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28
 
-kafka-up: ## Start the real Kafka broker on 127.0.0.1:9092 (native launcher; reuses a running one)
+kafka-up: ## Start the real Kafka broker on 127.0.0.1:$KAFKA_PORT (9092) (native launcher; reuses a running one)
 	bash $(KAFKA) up
 
 kafka-down: ## Stop the native Kafka broker
@@ -76,8 +78,20 @@ bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measu
 	$(BIN)/python -m bench.bench_pipeline
 	$(BIN)/python -m bench.bench_notifier
 
-demo: setup kafka-up ## Broker, topics, every service and the simulator; prints scores and signals as they arrive
+demo: setup ## Broker, topics, every service and the synthetic clinic; prints scores and signals as they arrive
+	@mkdir -p .demo
+	@# An explicit KAFKA_BOOTSTRAP_SERVERS is used as it is; else the native broker on $$KAFKA_PORT (9092),
+	@# started here if it is not running (and then remembered, for demo-down).
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] && ! bash $(KAFKA) status >/dev/null 2>&1; then \
+		bash $(KAFKA) up && echo "$${KAFKA_HOME_DIR:-$(CURDIR)/.kafka}" > .demo/broker-started-by-demo; \
+	fi
 	$(BIN)/python deploy/demo.py
+
+demo-down: setup ## Stop what `make demo` left: its services and topics, and the broker if the demo started it
+	$(BIN)/python deploy/demo.py --down
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] && [ -f .demo/broker-started-by-demo ]; then \
+		KAFKA_HOME_DIR="$$(cat .demo/broker-started-by-demo)" bash $(KAFKA) down && rm -f .demo/broker-started-by-demo; \
+	fi
 
 clean: ## Remove the virtualenv, caches and demo state (not the Kafka data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo bench-results

@@ -13,14 +13,32 @@ from typing import Any, get_args
 
 from shared.contracts.events import DeadLetterReason
 
+EPILOG = """\
+input: the dead-letter topic (<namespace>rapport.dead-letter.v1) on the broker, selected by
+  --reason (required), --stage and --source-topic; the replay ledger topic says what was replayed
+  before (skipped unless --again).
+
+output (stdout): "replayed <n> dead letters (<m> original records)" ("would replay" with --dry-run),
+  then one line per reason with its count, and what was skipped and why; counts, reasons, stages
+  and topics only, never record contents. Each original record is re-published whole to its source
+  topic; the services process it again with today's code and rules.
+
+exit status:
+  0  done (or, with --dry-run, counted)
+  1  the broker could not be reached, or a topic is missing (one line on stderr says which)
+  2  usage error (e.g. --limit below 1)
+"""
+
 
 def register(sub: Any) -> None:
     """Add the ``dead-letters`` subcommand."""
     parser: argparse.ArgumentParser = sub.add_parser(
         "dead-letters",
         help="Replay dead letters to their source topic after a fix (recorded, never twice by accident).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", choices=("replay",))
+    parser.add_argument("action", choices=("replay",), help="replay (see below)")
     parser.add_argument(
         "--reason",
         action="append",
@@ -41,8 +59,10 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092).",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
+        "else 127.0.0.1:9092).",
     )
     parser.add_argument(
         "--namespace",

@@ -37,8 +37,10 @@ def register(sub: Any) -> None:
     parser.add_argument("file", type=Path, help="Directory YAML file.")
     parser.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092).",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
+        "else 127.0.0.1:9092).",
     )
     parser.add_argument(
         "--namespace",

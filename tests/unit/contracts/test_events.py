@@ -95,4 +95,4 @@ def test_validation_summary_masks_sender_chosen_keys() -> None:
         SessionCompleted.model_validate(raw)
     summary = validation_error_summary(info.value.errors())
     assert "Jane" not in summary
-    assert "data.surveys.0.answers.*" in summary
+    assert "data.surveys[0].answers.*" in summary
