@@ -3,11 +3,16 @@
 Provisions a fresh topic namespace, starts every service of ``SERVICES`` as its own process, lets the
 synthetic clinic send a few weeks of sessions (a few deliberately broken, and four designed clients:
 a risk endorsement, a reliable deterioration, a rupture that repairs and one that does not), prints
-scores, dead letters and signals as they arrive and ends with a count of signals by kind.
+scores, dead letters, signals and alerts as they arrive and ends with a count of signals by kind and
+of what reached clinicians: signed webhooks (verified here with the Standard Webhooks reference
+library), emails (a local SMTP sink), escalations, and the inbox where the alerts wait.
 
 Where it runs:
   broker     --bootstrap-servers, else $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT (9092)
-  web ports  $RAPPORT_<SERVICE>_WEB_PORT (scoring 6061, monitor 6062); the URLs really used are printed
+  web ports  $RAPPORT_<SERVICE>_WEB_PORT (scoring 6061, monitor 6062, notifier 6064, inbox 6066);
+             the URLs really used are printed
+  endpoints  a webhook receiver and an SMTP sink on free loopback ports; what they receive is kept
+             in .demo/webhooks.jsonl and .demo/mail/
 
 It cleans up after itself, Ctrl-C included: the services are stopped and every topic and consumer
 group of its namespace is deleted. If it was killed outright, `make demo-down` (or the next
@@ -42,8 +47,14 @@ if str(ROOT) not in sys.path:  # `python deploy/demo.py` puts deploy/ first on t
 
 from shared.cli.style import BOLD, DIM, GREEN, RED, YELLOW, Style  # noqa: E402
 from shared.contracts import topics  # noqa: E402
-from shared.history.synthetic import DEMO_CASES  # noqa: E402
-from shared.runtime.provisioning import apply_topics, delete_namespace, wait_for_broker  # noqa: E402
+from shared.contracts.alerts import ClinicDirectory  # noqa: E402
+from shared.history.synthetic import DEMO_CASES, client_archetypes  # noqa: E402
+from shared.runtime.provisioning import (  # noqa: E402
+    apply_topics,
+    delete_namespace,
+    publish_records,
+    wait_for_broker,
+)
 
 STATE = ROOT / ".demo"
 RUNS = STATE / "runs"
@@ -84,7 +95,14 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("scoring", "services.scoring", 6061),
     Service("monitor", "services.monitor", 6062),
+    Service("notifier", "services.notifier", 6064, {"STORE": "memory://", "DISPATCH_INTERVAL_S": "0.1"}),
+    Service("inbox", "services.inbox", 6066),
 )
+
+#: The demo clinics' escalation deadline: short, so a critical alert nobody acknowledges is seen
+#: reaching the clinician's supervisor before the demo ends.
+ACK_DEADLINE_S = 30.0
+WEBHOOK_SECRET = "whsec_" + "ZGVtby1zaWduaW5nLWtleS1mb3ItbWFrZS1kZW1vISE="
 
 
 def _describe_scored(value: dict[str, Any], style: Style) -> str:
@@ -118,11 +136,29 @@ def _describe_signal(value: dict[str, Any], style: Style) -> str:
     )
 
 
+def _describe_alert(value: dict[str, Any], style: Style) -> str:
+    d = value["data"]
+    state, severity = d["state"], d["severity"]
+    head = style.severity(severity, "ALERT ") if state in ("raised", "escalated") else style("alert ", DIM)
+    what = {
+        "raised": f"raised for {d['clinician_id']} ({d['kind']}, {d.get('delivery') or 'immediate'})",
+        "held": f"held: {d.get('delivery')}",
+        "delivered": f"delivered by {d.get('channel')} to {d.get('recipient_id')}",
+        "failed": f"{d.get('channel')} delivery failed ({d.get('outcome')})",
+        "escalated": style(f"ESCALATED to {d.get('escalation_step')} {d.get('recipient_id')}", RED, BOLD),
+        "acknowledged": f"acknowledged by {d.get('acknowledged_by')}",
+        "resolved": "resolved by a later signal",
+    }.get(state, state)
+    level = style.severity(severity, f"{severity:>8}")
+    return f"{head}  {d['client_id']:>24} s{d['session_number']:<2} {level} {what}"
+
+
 #: What the demo prints: base topic name → one line per record.
 VIEWS: dict[str, Callable[[dict[str, Any], Style], str]] = {
     topics.SURVEY_SCORED: _describe_scored,
     topics.DEAD_LETTER: _describe_dead_letter,
     topics.SIGNALS: _describe_signal,
+    topics.ALERTS: _describe_alert,
 }
 
 #: What each designed case must show, checked in the closing summary.
@@ -133,6 +169,216 @@ CASE_EXPECTATIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rupture-unrepaired": (("alliance_drop",), ("alliance_repaired",)),
 }
 assert set(CASE_EXPECTATIONS) == set(DEMO_CASES), "every designed case has an expectation"  # noqa: S101
+
+
+# --------------------------------------------------------------------------- where alerts arrive
+
+
+@dataclass
+class Endpoints:
+    """A clinic's EHR webhook receiver (signatures verified with the ``standardwebhooks`` reference
+    library) and a mail server, on loopback, recording what they receive under ``.demo/``."""
+
+    webhook_port: int = 0
+    smtp_port: int = 0
+    webhooks: int = 0
+    verified: int = 0
+    chats: int = 0
+    mails: list[str] = field(default_factory=list)
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> Endpoints:
+        """Start both on free ports."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import standardwebhooks
+        from aiosmtpd.controller import Controller
+
+        log = (STATE / "webhooks.jsonl").open("a", encoding="utf-8")
+        mail_dir = STATE / "mail"
+        shutil.rmtree(mail_dir, ignore_errors=True)
+        mail_dir.mkdir(parents=True)
+        endpoints = self
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if self.path.startswith("/chat/"):
+                    endpoints.chats += 1
+                else:
+                    endpoints.webhooks += 1
+                    try:
+                        payload = standardwebhooks.Webhook(WEBHOOK_SECRET).verify(body, headers)
+                        endpoints.verified += 1
+                        entry = {"webhook_id": headers.get("webhook-id"), "verified": True, **payload}
+                    except standardwebhooks.WebhookVerificationError:
+                        entry = {"webhook_id": headers.get("webhook-id"), "verified": False}
+                    log.write(json.dumps(entry) + "\n")
+                    log.flush()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        class Sink:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                path = mail_dir / f"{len(endpoints.mails) + 1:03d}.eml"
+                path.write_bytes(envelope.content)
+                endpoints.mails.append(",".join(envelope.rcpt_tos))
+                return "250 OK"
+
+        self.webhook_port, self.smtp_port = _free_port(), _free_port()
+        server = ThreadingHTTPServer(("127.0.0.1", self.webhook_port), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        smtp = Controller(Sink(), hostname="127.0.0.1", port=self.smtp_port)
+        smtp.start()
+        self._stops = [server.shutdown, smtp.stop, log.close]
+        return self
+
+    def url(self, path: str) -> str:
+        """A URL of the webhook receiver."""
+        return f"http://127.0.0.1:{self.webhook_port}{path}"
+
+    def stop(self) -> None:
+        """Stop both."""
+        for stop in self._stops:
+            with contextlib.suppress(Exception):
+                stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_directory(people: Mapping[str, list[str]], endpoints: Endpoints) -> list[ClinicDirectory]:
+    """Each synthetic clinic's directory: every clinician with the clinic's EHR webhook and an email,
+    a supervisor (email) and an on-call (chat), a daily digest for moderate and info alerts, and a
+    short escalation deadline."""
+    out = []
+    for clinic, clinicians in sorted(people.items()):
+        supervisor, on_call = f"sup-{clinic}", f"oncall-{clinic}"
+        members: list[dict[str, Any]] = [
+            {
+                "id": c,
+                "supervisor": supervisor,
+                "channels": [
+                    {
+                        "type": "webhook",
+                        "id": f"ehr-{c}",
+                        "url": endpoints.url(f"/ehr/{clinic}"),
+                        "secrets": ["DEMO_EHR"],
+                    },
+                    {"type": "email", "id": f"mail-{c}", "to": f"{c}@{clinic}.demo.invalid"},
+                ],
+            }
+            for c in sorted(clinicians)
+        ]
+        members.append(
+            {
+                "id": supervisor,
+                "roles": ["clinician", "supervisor"],
+                "channels": [
+                    {"type": "email", "id": f"mail-{supervisor}", "to": f"{supervisor}@{clinic}.demo.invalid"}
+                ],
+            }
+        )
+        members.append(
+            {
+                "id": on_call,
+                "roles": ["on_call"],
+                "channels": [{"type": "chat", "id": f"chat-{on_call}", "url_secret": "DEMO_CHAT"}],
+            }
+        )
+        out.append(
+            ClinicDirectory.model_validate(
+                {
+                    "clinic_id": clinic,
+                    "people": members,
+                    # Moderate and info alerts in a daily digest: only critical and high go out at once.
+                    "digest": "daily",
+                    "escalation": {
+                        "ack_deadline_minutes": ACK_DEADLINE_S / 60,
+                        "supervisor_deadline_minutes": ACK_DEADLINE_S / 60,
+                        "on_call": [on_call],
+                    },
+                }
+            )
+        )
+    return out
+
+
+def _clinicians(sim_args: list[str]) -> dict[str, list[str]]:
+    """Clinic → its clinicians, as the simulator run with ``sim_args`` will create them."""
+    from services.simulator.__main__ import settings_from_args
+
+    settings = settings_from_args(sim_args)
+    people: dict[str, set[str]] = defaultdict(set)
+    for client in client_archetypes(settings.simulation_config(), settings.seed):
+        people[client.clinic_id].add(client.clinician_id)
+    return {clinic: sorted(ids) for clinic, ids in people.items()}
+
+
+@dataclass
+class Login:
+    """The inbox's demo login: the clinician of the designed cases, a password made up per run."""
+
+    database_url: str
+    secret_key: str
+    password: str
+    path: Path
+    user: str = "demo"
+    person: str = ""
+    clinic: str = ""
+
+    @classmethod
+    def for_run(cls, ns: str) -> Login:
+        """A fresh inbox database and login for one run."""
+        import secrets
+
+        path = STATE / f"inbox-{ns.rstrip('.')}.db"
+        return cls(f"sqlite:///{path}", secrets.token_urlsafe(48), secrets.token_urlsafe(12), path)
+
+    def create(self, people: Mapping[str, list[str]]) -> None:
+        """Add the login for the first clinic's first clinician (the designed cases are theirs)."""
+        self.clinic = sorted(people)[0]
+        self.person = people[self.clinic][0]
+        done = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "inbox",
+                "--database-url",
+                self.database_url,
+                "users",
+                "add",
+                self.user,
+                "--clinic",
+                self.clinic,
+                "--person",
+                self.person,
+                "--password-stdin",
+            ],
+            input=self.password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=STATE,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"could not create the inbox login: {done.stderr.strip()}")
+
+    def forget(self) -> None:
+        """Remove the run's inbox database."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- settings
@@ -393,9 +639,40 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     started = time.monotonic()
     code = 1
+    endpoints = Endpoints()
+    sim_args = [
+        "--clinics", str(args.clinics),
+        "--clients-per-clinician", str(args.clients_per_clinician),
+        "--sessions", str(args.sessions),
+        "--seed", str(args.seed),
+        "--rate", str(args.rate),
+        "--invalid-rate", "0.02",
+        "--demo-cases",
+    ]  # fmt: skip
+    login = Login.for_run(ns)
     try:
         record = _record(ns, bootstrap, procs)  # before anything exists on the broker
         apply_topics(bootstrap, partitions=PARTITIONS, namespace=ns)
+        endpoints.start()
+        people = _clinicians(sim_args)
+        directory = demo_directory(people, endpoints)
+        publish_records(
+            bootstrap,
+            topics.topic_name(topics.DIRECTORY, ns),
+            [(c.clinic_id.encode(), c.model_dump_json().encode()) for c in directory],
+        )
+        login.create(people)
+        extra = {
+            "notifier": {
+                "INBOX_URL": urls["inbox"],
+                "SMTP_PORT": str(endpoints.smtp_port),
+                "SMTP_SECURITY": "none",
+                "SMTP_FROM": "rapport-demo@demo.invalid",
+                "SECRET_DEMO_EHR": WEBHOOK_SECRET,
+                "SECRET_DEMO_CHAT": endpoints.url("/chat/on-call"),
+            },
+            "inbox": {"DATABASE_URL": login.database_url, "SECRET_KEY": login.secret_key},
+        }
         for service in SERVICES:
             env = {
                 **environ,
@@ -408,6 +685,7 @@ def run(args: argparse.Namespace) -> int:
                         "APP_ID": f"{ns}{service.name}",
                         "WEB_PORT": str(service.web_port(environ)),
                         **service.settings,
+                        **extra.get(service.name, {}),
                     }.items()
                 },
             }
@@ -419,25 +697,20 @@ def run(args: argparse.Namespace) -> int:
         for service in SERVICES:
             url = urls[service.name]
             print(f"  {service.name:10} {url}/metrics  {url}/healthz  {url}/readyz")
+        print(
+            f"  {'endpoints':10} webhooks {endpoints.url('/ehr/')} (signatures verified), "
+            f"SMTP 127.0.0.1:{endpoints.smtp_port}"
+        )
 
         sim_env = {
             **environ,
             "RAPPORT_SIMULATOR_BOOTSTRAP_SERVERS": bootstrap,
             "RAPPORT_SIMULATOR_TOPIC_NAMESPACE": ns,
         }
-        sim_args = [
-            "-m", "services.simulator",
-            "--clinics", str(args.clinics),
-            "--clients-per-clinician", str(args.clients_per_clinician),
-            "--sessions", str(args.sessions),
-            "--seed", str(args.seed),
-            "--rate", str(args.rate),
-            "--invalid-rate", "0.02",
-            "--demo-cases",
-        ]  # fmt: skip
+        sim_args = ["-m", "services.simulator", *sim_args]
         procs["simulator"] = sim = _spawn(sim_args, sim_env, None)
         record = _record(ns, bootstrap, procs)
-        code = _watch(args, bootstrap, ns, sim, style, started)
+        code = _watch(args, bootstrap, ns, sim, style, started, endpoints, login, urls["inbox"])
         return code
     except (KeyboardInterrupt, _Stopped):
         interrupted = True
@@ -449,6 +722,8 @@ def run(args: argparse.Namespace) -> int:
         if interrupted:
             print("\ninterrupted: stopping the services and deleting the demo's topics…")
         _stop(procs)
+        endpoints.stop()
+        login.forget()
         try:
             removed = delete_namespace(bootstrap, ns)
             print(
@@ -474,6 +749,9 @@ def _watch(
     sim: subprocess.Popen[bytes],
     style: Style,
     started: float,
+    endpoints: Endpoints,
+    login: Login,
+    inbox_url: str,
 ) -> int:
     from kafka import KafkaConsumer
 
@@ -489,7 +767,11 @@ def _watch(
     counts: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    alerts: Counter[str] = Counter()
     cases: dict[str, set[str]] = defaultdict(set)
+    critical: set[str] = set()
+    answered: set[str] = set()
+    """Critical alerts, and those escalated or acknowledged: the demo waits for each to be one."""
     try:
         idle_since = time.monotonic()
         deadline = started + args.timeout
@@ -505,18 +787,62 @@ def _watch(
                         cases[value["data"]["client_id"]].add(value["data"]["kind"])
                     elif base == topics.DEAD_LETTER:
                         reasons[value["reason"]] += 1
+                    elif base == topics.ALERTS:
+                        d = value["data"]
+                        label = (
+                            d["state"] if d["state"] != "delivered" else f"delivered by {d.get('channel')}"
+                        )
+                        alerts[label] += 1
+                        if d["state"] == "raised" and d["severity"] == "critical":
+                            critical.add(d["alert_id"])
+                        elif d["state"] in ("escalated", "acknowledged"):
+                            answered.add(d["alert_id"])
+                        if d["state"] in ("held", "failed"):
+                            continue
                     if base == topics.SURVEY_SCORED and args.quiet_scores:
                         continue
                     print(VIEWS[base](value, style), flush=True)
             if batch:
                 idle_since = time.monotonic()
-            elif sim.poll() is not None and time.monotonic() - idle_since > IDLE_END_S:
+            elif (
+                sim.poll() is not None
+                and time.monotonic() - idle_since > IDLE_END_S
+                # and (bounded) every critical alert nobody acknowledged has escalated
+                and (critical <= answered or time.monotonic() - idle_since > ACK_DEADLINE_S + 30)
+            ):
                 break
     finally:
         consumer.close()
     text, all_seen = _summary(style, counts, kinds, reasons, cases, time.monotonic() - started)
     print(text)
-    return 0 if sim.returncode == 0 and all_seen else 1
+    print(style("what reached clinicians:", BOLD))
+    for label, n in sorted(alerts.items()):
+        print(f"  alerts {label:32} {n:>4}")
+    print(
+        f"  webhooks received {endpoints.webhooks} ({endpoints.verified} with a valid Standard Webhooks "
+        f"signature): .demo/webhooks.jsonl"
+    )
+    print(f"  emails received   {len(endpoints.mails)} (no client data in them): .demo/mail/")
+    print(f"  on-call chat      {endpoints.chats}")
+    print(
+        f"  inbox             {inbox_url}/alerts — log in as {login.user} / {login.password} "
+        f"({login.person} of {login.clinic})"
+    )
+    escalated_ok = critical <= answered
+    if critical and not escalated_ok:
+        print(
+            style(f"  {len(critical - answered)} critical alert(s) neither escalated nor acknowledged", RED)
+        )
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        print(
+            style(
+                "The services keep running so you can look around; press Ctrl-C to stop and clean up.", BOLD
+            )
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    return 0 if sim.returncode == 0 and all_seen and escalated_ok and endpoints.verified else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ def _command(name: str) -> str:
 
 def test_make_demo_as_written_shows_every_designed_case_and_leaves_no_topic(kafka_bootstrap: str) -> None:
     scoring_port, monitor_port = free_port(), free_port()
+    notifier_port, inbox_port = free_port(), free_port()
     before = _topics(kafka_bootstrap)
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", _command("make demo")],
@@ -64,6 +65,8 @@ def test_make_demo_as_written_shows_every_designed_case_and_leaves_no_topic(kafk
             kafka_bootstrap,
             RAPPORT_SCORING_WEB_PORT=str(scoring_port),
             RAPPORT_MONITOR_WEB_PORT=str(monitor_port),
+            RAPPORT_NOTIFIER_WEB_PORT=str(notifier_port),
+            RAPPORT_INBOX_WEB_PORT=str(inbox_port),
         ),
         capture_output=True,
         text=True,
@@ -82,6 +85,12 @@ def test_make_demo_as_written_shows_every_designed_case_and_leaves_no_topic(kafk
     for kind in ("critical_item", "outcome_reliable_deterioration", "alliance_drop", "alliance_repaired"):
         assert re.search(rf"^  {kind} +\d+$", summary, re.MULTILINE), kind
     assert summary.count(" seen: ") == 4 and "NOT SEEN" not in summary
+    # The risk answer reached a clinician: a signed webhook, an email, an escalation, the inbox.
+    hooks = re.search(r"webhooks received (\d+) \((\d+) with a valid Standard Webhooks signature\)", summary)
+    assert hooks is not None and int(hooks.group(1)) >= 1 and hooks.group(1) == hooks.group(2)
+    assert re.search(r"emails received +[1-9]", summary)
+    assert "critical ESCALATED to supervisor" in out
+    assert f"http://127.0.0.1:{inbox_port}/alerts — log in as demo" in summary
     ns = re.search(r"topic namespace '(demo-[0-9a-f]{6}\.)'", out)
     assert ns is not None
     after = _topics(kafka_bootstrap)
