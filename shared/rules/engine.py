@@ -2,9 +2,10 @@
 
 One pass per instrument track, in session order, steps each rule's unit (``shared.rules.units``: its
 own small state machine, a ``step()`` per session, an explanation template, findings built by the one
-shared builder of ``shared.rules.findings``), so the whole episode is evaluated in O(sessions). The live monitor and the offline backtest both call
-:func:`evaluate_episode`; the live path keeps findings at or after the session that just arrived and
-turns the new ones into ``Signal`` events, the backtest counts them.
+shared builder of ``shared.rules.findings``), so the whole episode is evaluated in O(sessions). The
+live monitor and the offline backtest both call :func:`evaluate_episode`; the live path keeps findings
+at or after the session that just arrived and turns the new ones into ``Signal`` events, the backtest
+counts them.
 
 Firing policy — low noise first. A rule fires when its condition *starts* to hold at a session (an
 edge), not at every session where it keeps holding, and re-arms only after the condition was false
