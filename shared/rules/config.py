@@ -207,25 +207,53 @@ class RuleSet(_Config):
     fallbacks: Fallbacks = Field(default_factory=Fallbacks)
 
     def params_for(self, instrument: str, scale: ScaleInfo) -> ResolvedParams:
-        """The resolved numbers for one instrument and scale (memoised: the inputs are immutable)."""
+        """The resolved numbers for one instrument and scale (memoised by value, in bounded caches)."""
         memo = _MEMO.get(id(self))
-        if memo is None or memo[0] is not self:
+        if memo is None or memo.ruleset is not self:
             if len(_MEMO) >= _MEMO_LIMIT:
                 _MEMO.clear()
-            memo = _MEMO[id(self)] = (self, {})
-        # Keyed by the scale's identity first: the scorer hands out one ScaleInfo object per spec, and
-        # hashing a pydantic model on every episode of a backtest costs more than the rules.
-        table = memo[1]
-        hit = table.get((instrument, id(scale)))
-        if hit is not None and hit[0] is scale:
-            return hit[1]
-        params = _resolve(self, instrument, scale)
-        table[(instrument, id(scale))] = (scale, params)
+            memo = _MEMO[id(self)] = _ParamsMemo(self)
+        return memo.get(instrument, scale)
+
+
+class _ParamsMemo:
+    """One rule set's resolved parameters, keyed by (instrument, scale value), bounded.
+
+    The live monitor decodes a fresh :class:`ScaleInfo` from its stored state at every event, so the
+    key is the scale's value, never its identity (an identity key would keep every decoded scale
+    alive). The backtest hands the same scale object to every episode, and hashing a model per
+    episode costs more than the rules: ``last`` remembers the latest scale object per instrument
+    (at most :data:`_MEMO_LIMIT` instruments) and answers by identity first.
+    """
+
+    __slots__ = ("by_value", "last", "ruleset")
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        """Kept alive so that its id, the key of :data:`_MEMO`, cannot be reused while cached."""
+        self.by_value: dict[tuple[str, tuple[Any, ...]], ResolvedParams] = {}
+        self.last: dict[str, tuple[ScaleInfo, ResolvedParams]] = {}
+
+    def get(self, instrument: str, scale: ScaleInfo) -> ResolvedParams:
+        """The parameters of ``instrument`` on ``scale``, resolved once per value."""
+        last = self.last.get(instrument)
+        if last is not None and last[0] is scale:
+            return last[1]
+        key = (instrument, tuple(scale.__dict__.values()))
+        params = self.by_value.get(key)
+        if params is None:
+            if len(self.by_value) >= _MEMO_LIMIT:
+                self.by_value.clear()
+            params = self.by_value[key] = _resolve(self.ruleset, instrument, scale)
+        if len(self.last) >= _MEMO_LIMIT and instrument not in self.last:
+            self.last.clear()
+        self.last[instrument] = (scale, params)
         return params
 
 
-# id(rule set) → (the rule set, kept alive so its id is not reused; (instrument, id(scale)) → params).
-_MEMO: dict[int, tuple[RuleSet, dict[tuple[str, int], tuple[ScaleInfo, ResolvedParams]]]] = {}
+# id(rule set) → its memo (which keeps the rule set alive so the id is not reused). Both levels are
+# bounded by _MEMO_LIMIT entries and cleared when full.
+_MEMO: dict[int, _ParamsMemo] = {}
 _MEMO_LIMIT = 256
 
 

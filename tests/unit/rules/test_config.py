@@ -97,3 +97,31 @@ def test_unlisted_instruments_get_range_fractions() -> None:
     assert p.between_sd == pytest.approx(0.075 * 48)
     assert p.drop_from_last == pytest.approx(0.05 * 48)
     assert p.cutoff is None and p.concern_when is None
+
+
+def test_params_are_cached_by_scale_value_and_the_cache_is_bounded() -> None:
+    import gc
+    import weakref
+
+    from shared.rules import config
+
+    rules = default_ruleset()
+    first = rules.params_for("SRS", SRS)
+    # The live monitor decodes a new, equal scale at every event: the same entry answers.
+    decoded = [ScaleInfo.model_validate(SRS.model_dump()) for _ in range(1000)]
+    assert all(rules.params_for("SRS", s) is first for s in decoded)
+    memo = config._MEMO[id(rules)]
+    assert len(memo.by_value) <= 2 and len(memo.last) <= 2
+    # No decoded scale is kept alive but the latest one per instrument.
+    probe = ScaleInfo.model_validate(SRS.model_dump())
+    alive = weakref.ref(probe)
+    rules.params_for("SRS", probe)
+    rules.params_for("SRS", ScaleInfo.model_validate(SRS.model_dump()))
+    del probe, decoded
+    gc.collect()
+    assert alive() is None
+    # Distinct values are bounded too.
+    for k in range(3 * config._MEMO_LIMIT):
+        scale = SRS.model_copy(update={"cutoff": float(k)})
+        assert rules.params_for("SRS", scale).cutoff == float(k)
+    assert len(memo.by_value) <= config._MEMO_LIMIT
