@@ -25,6 +25,8 @@ ERROR_LINES_SHOWN = 20
 
 def register(sub: Any) -> None:
     """Add the ``backtest`` subcommand."""
+    from shared.cli.signals import add_variant_option
+
     parser: argparse.ArgumentParser = sub.add_parser(
         "backtest",
         help="Run a rule set over a history and report how many signals and flagged clients it yields.",
@@ -44,18 +46,21 @@ def register(sub: Any) -> None:
         default=[],
         help="Extra instrument spec directory (repeatable).",
     )
+    add_variant_option(parser)
     parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from shared.cli.signals import load_inputs
+    from shared.cli.signals import load_inputs, parse_variants
     from shared.rules.config import load_rulebook
 
     try:
-        book_a, registry = load_inputs(args.ruleset, args.instrument_dir)
-        book_b = load_rulebook(args.compare) if args.compare else None
+        book_a, registry = load_inputs(args.ruleset, args.instrument_dir, args.variant)
+        # B is compared over A's scores: the same variants (scoring), B's rules.
+        variants = parse_variants(args.variant)
+        book_b = load_rulebook(args.compare).with_variants(variants) if args.compare else None
         size = args.history.stat().st_size
     except Exception as exc:  # operator-facing: one clear line, no traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -27,6 +27,7 @@ from shared.contracts.deadletters import Rejection, decode
 from shared.contracts.events import Answer, SessionCompleted, SurveyScored, SurveyScoredData, derive_id
 from shared.instruments import Registry, ScoreFailure, ScoreResult
 from shared.instruments.scorer import score_general, unknown_instrument
+from shared.pipeline.clinics import Scorers, registry_for
 
 DUPLICATE_INSTRUMENT = "duplicate instrument in one session"
 
@@ -158,13 +159,15 @@ def score_surveys(
     return SessionScores(ctx, tuple(out))
 
 
-def score_session(session: SessionCompleted, registry: Registry) -> SessionScores:
-    """:func:`score_surveys` for a validated ``SessionCompleted`` event."""
-    return score_surveys(SessionContext.of(session), session.data.surveys, registry)
+def score_session(session: SessionCompleted, registry: Scorers) -> SessionScores:
+    """:func:`score_surveys` for a validated ``SessionCompleted`` event, with its clinic's registry."""
+    chosen = registry_for(registry, session.clinic_id)
+    return score_surveys(SessionContext.of(session), session.data.surveys, chosen)
 
 
-def score_raw_session(raw: bytes, registry: Registry) -> tuple[SessionCompleted | None, SessionScores]:
-    """Decode a raw session record and score it; an invalid envelope is one rejection."""
+def score_raw_session(raw: bytes, registry: Scorers) -> tuple[SessionCompleted | None, SessionScores]:
+    """Decode a raw session record and score it (with its clinic's registry when ``registry`` is a
+    :class:`~shared.pipeline.clinics.ClinicRegistries`); an invalid envelope is one rejection."""
     decoded = decode(SessionCompleted, raw)
     if isinstance(decoded, Rejection):
         return None, SessionScores(None, (), decoded)

@@ -26,10 +26,11 @@ SERIES_POINTS = 12
 RULES: dict[SignalKind, tuple[str, str]] = {
     "critical_item": ("critical_item.endorsed", "1"),
     "alliance_below_cutoff": ("alliance.below_cutoff", "1"),
-    "alliance_drop": ("alliance.drop_vs_baseline", "1"),
+    "alliance_drop": ("alliance.drop_vs_baseline", "2"),
+    "alliance_session_drop": ("alliance.drop_from_last", "1"),
     "alliance_repaired": ("alliance.repair_v", "1"),
     "alliance_decline": ("alliance.decline_ols", "1"),
-    "outcome_reliable_deterioration": ("outcome.rci_deterioration", "1"),
+    "outcome_reliable_deterioration": ("outcome.rci_deterioration", "2"),
     "outcome_reliable_improvement": ("outcome.rci_improvement", "1"),
     "outcome_not_on_track": ("outcome.expected_trajectory", "1"),
     "dropout_risk": ("combined.dropout_risk", "1"),

@@ -3,7 +3,8 @@
 What the units share is the track, not each other's state: :class:`AllianceCursor` carries the
 session's concern level, the client's running baseline (mean and SD of the earlier sessions) and the
 open drop — the rupture that ``alliance_drop`` opens and ``alliance_repaired`` closes. The driver
-(:func:`walk`) steps the units in a fixed order per session: below cutoff, repair, drop, decline.
+(:func:`walk`) steps the units in a fixed order per session: below cutoff, repair, drop, session
+drop, decline.
 """
 
 from __future__ import annotations
@@ -172,12 +173,14 @@ class Repair:
 class Drop:
     """``alliance_drop``: the score is >= ``drop_from_last`` below the previous session AND at or
     below the running mean of the earlier sessions - k x SD, SD = max(the client's own SD, the
-    between-client floor): the stricter of the two (Gumz et al. 2012). No new drop while one is open.
+    between-client floor): the stricter of the two (Gumz et al. 2012). From ``min_baseline_sessions``
+    earlier sessions the client's own SD counts; from ``early_baseline_sessions`` (2) the floor alone
+    does, so an early rupture (39, 39, then 28) is caught. No new drop while one is open.
     State: the open drop it opens, shared with :class:`Repair`."""
 
-    __slots__ = ("k_sd", "min_baseline", "severity")
+    __slots__ = ("first", "k_sd", "min_baseline", "severity")
     TEMPLATE = (
-        "{name} {moved} from {prev} to {value} ({delta}), {side} the client's own baseline {baseline} "
+        "{name} {moved} from {prev} to {value} ({delta}), {side} the client's {baseline_name} {baseline} "
         "{pm} {k} SD ({threshold}); a possible rupture — consider discussing the alliance."
     )
 
@@ -186,14 +189,18 @@ class Drop:
         self.severity = rule.severity
         self.k_sd = rule.k_sd
         self.min_baseline = rule.min_baseline_sessions
+        early = rule.early_baseline_sessions
+        self.first = self.min_baseline if early is None else min(early, self.min_baseline)
+        """Fewest earlier sessions a drop is judged against."""
 
     def step(self, at: AllianceCursor) -> Finding | None:
         """A drop at this session, judged against the baseline of the sessions before it."""
         n = at.i  # earlier sessions in the running baseline
-        if at.drop_was_open or n < self.min_baseline:
+        if at.drop_was_open or n < self.first:
             return None
         p = at.p
-        own_sd = math.sqrt(at.m2 / (n - 1)) if n >= 2 else 0.0
+        # The client's own SD only from a full baseline; before that the between-client floor alone.
+        own_sd = math.sqrt(at.m2 / (n - 1)) if n >= 2 and n >= self.min_baseline else 0.0
         sd = max(own_sd, p.between_sd)
         mean = at.mean
         threshold = mean - self.k_sd * sd
@@ -206,11 +213,13 @@ class Drop:
             return None
         sign = p.sign
         prev = at.obs[n - 1]
+        early = n < self.min_baseline
         return at.finding(
             "alliance_drop",
             self.severity,
             (
                 ("baseline_mean", sign * mean),
+                ("baseline_sessions", float(n)),
                 ("own_sd", own_sd),
                 ("between_sd", p.between_sd),
                 ("k_sd", self.k_sd),
@@ -224,10 +233,48 @@ class Drop:
             value=fmt(at.v),
             delta=signed(at.v - prev.total),
             side="below" if sign > 0 else "above",
+            baseline_name=f"first {n} sessions' mean" if early else "own baseline",
             baseline=fmt(sign * mean),
             pm="-" if sign > 0 else "+",
-            k=f"{self.k_sd:g}",
+            k=f"{self.k_sd:g}" + (" between-client" if early else ""),
             threshold=fmt(sign * threshold),
+        )
+
+
+class SessionDrop:
+    """``alliance_session_drop`` (off by default): the score is at least ``min_fall`` below the previous
+    session — PCOMS software marks any such drop red (Duncan et al. 2003; OpenFIT). Every such session
+    fires (no edge): it is a prompt for the next conversation, not an alarm. State: none."""
+
+    __slots__ = ("min_fall", "severity")
+    TEMPLATE = (
+        "{name} {moved} from {prev} at session {prev_session} to {value} at session {session} ({delta}): "
+        "ask about the drop — what did not work in this session?"
+    )
+
+    def __init__(self, rules: Rules) -> None:
+        rule = rules.alliance_session_drop
+        self.severity = rule.severity
+        self.min_fall = rule.min_fall
+
+    def step(self, at: AllianceCursor) -> Finding | None:
+        """A fall of at least ``min_fall`` from the previous session."""
+        i = at.i
+        if not i or not at.emit or at.goods[i - 1] - at.g < self.min_fall - EPS:
+            return None
+        prev = at.obs[i - 1]
+        return at.finding(
+            "alliance_session_drop",
+            self.severity,
+            (("previous", prev.total), ("min_fall", self.min_fall)),
+            self.TEMPLATE,
+            name=at.name,
+            moved="fell" if at.p.sign > 0 else "rose",
+            prev=fmt(prev.total),
+            prev_session=prev.session,
+            value=fmt(at.v),
+            session=at.s,
+            delta=signed(at.v - prev.total),
         )
 
 
@@ -308,7 +355,7 @@ def ols_slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
 
 
-AllianceUnit = BelowCutoff | Repair | Drop | Decline
+AllianceUnit = BelowCutoff | Repair | Drop | SessionDrop | Decline
 
 
 def walk(
@@ -330,6 +377,8 @@ def walk(
     if rules.alliance_drop.enabled:
         # Repair before drop: a session that closes a drop cannot open the next one.
         units.extend((Repair(rules), Drop(rules)))
+    if rules.alliance_session_drop.enabled:
+        units.append(SessionDrop(rules))
     if rules.alliance_decline.enabled:
         units.append(Decline(rules))
     steps = [unit.step for unit in units]

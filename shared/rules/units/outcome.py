@@ -55,40 +55,63 @@ def _moved(sign: float, worse: bool) -> str:
 
 class Deterioration:
     """``outcome_reliable_deterioration``: the change from intake reaches the reliable change in the
-    worse direction; it must hold ``consecutive`` sessions unless it is ``immediate_multiple`` x RC.
-    State: the run of reliably-worse sessions and an edge."""
+    worse direction. The first reliably-worse session fires at ``first_severity`` ("not yet
+    confirmed"), as the published systems (OQ, PCOMS) flag a single reliably-worse administration; the
+    signal is raised to ``severity`` when ``consecutive`` sessions in a row confirm it, or at once when
+    the change is ``immediate_multiple`` x RC. State: the run of reliably-worse sessions and two edges."""
 
-    __slots__ = ("consecutive", "edge", "immediate_multiple", "run", "severity")
+    __slots__ = (
+        "confirmed_edge",
+        "consecutive",
+        "first_edge",
+        "first_severity",
+        "immediate_multiple",
+        "run",
+        "severity",
+    )
     TEMPLATE = (
         "{name} {moved} from {intake} at intake to {value} at session {session} ({delta}; reliable "
-        "change {rc}): reliable deterioration — review the treatment plan with the client.{risk}"
+        "change {rc}): reliable deterioration{status} — {advice}{risk}"
     )
+    CONFIRMED_ADVICE = "review the treatment plan with the client."
+    FIRST_ADVICE = "check in with the client about what has changed."
 
     def __init__(self, rules: Rules) -> None:
         rule = rules.outcome_reliable_deterioration
         self.severity = rule.severity
+        self.first_severity = rule.first_severity
         self.consecutive = rule.consecutive
         self.immediate_multiple = rule.immediate_multiple
         self.run = 0
-        self.edge = Edge(rules.rearm_after)
+        self.first_edge = Edge(rules.rearm_after)
+        self.confirmed_edge = Edge(rules.rearm_after)
 
     def step(self, at: OutcomeCursor) -> Finding | None:
-        """Confirmed reliable deterioration starting at this session."""
-        self.run = self.run + 1 if at.reliably_worse else 0
+        """Reliable deterioration starting (or confirmed) at this session."""
+        worse = at.reliably_worse
+        self.run = self.run + 1 if worse else 0
         rc = at.rc
         big = rc is not None and at.change <= -self.immediate_multiple * rc + EPS
-        confirmed = self.run >= self.consecutive or big
-        if not self.edge.step(confirmed) or not at.emit or rc is None:
+        confirmed = self.confirmed_edge.step(self.run >= self.consecutive or big)
+        first = self.first_edge.step(worse)
+        if rc is None or not at.emit:
+            return None
+        if confirmed:
+            severity, status, advice = self.severity, "", self.CONFIRMED_ADVICE
+        elif first and self.first_severity is not None:
+            severity, status, advice = self.first_severity, ", not yet confirmed", self.FIRST_ADVICE
+        else:
             return None
         intake = at.intake
         return at.finding(
             "outcome_reliable_deterioration",
-            self.severity,
+            severity,
             (
                 ("intake", intake.total),
                 ("reliable_change", rc),
                 ("consecutive", float(self.consecutive)),
                 ("immediate_multiple", self.immediate_multiple),
+                ("sessions_reliably_worse", float(self.run)),
             ),
             self.TEMPLATE,
             name=at.name,
@@ -98,6 +121,8 @@ class Deterioration:
             session=at.s,
             delta=signed(at.v - intake.total),
             rc=fmt(rc),
+            status=status,
+            advice=advice,
             risk=risk_note(at.o),
         )
 

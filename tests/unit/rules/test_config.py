@@ -105,6 +105,7 @@ def test_params_are_cached_by_scale_value_and_the_cache_is_bounded() -> None:
 
     from shared.rules import config
 
+    config._MEMO.clear()
     rules = default_ruleset()
     first = rules.params_for("SRS", SRS)
     # The live monitor decodes a new, equal scale at every event: the same entry answers.
