@@ -126,3 +126,16 @@ def test_params_are_cached_by_scale_value_and_the_cache_is_bounded() -> None:
         scale = SRS.model_copy(update={"cutoff": float(k)})
         assert rules.params_for("SRS", scale).cutoff == float(k)
     assert len(memo.by_value) <= config._MEMO_LIMIT
+
+
+def test_every_number_of_the_packaged_rule_set_names_its_source() -> None:
+    import re
+    from importlib import resources
+
+    text = resources.files("shared.rules").joinpath("default_ruleset.yaml").read_text(encoding="utf-8")
+    numeric = [line for line in text.splitlines() if re.match(r"^\s+[a-z_]+: -?[0-9.]+\s", line + " ")]
+    assert len(numeric) >= 25
+    sourced = re.compile(r"#.*(\b(19|20)\d\d\b|\[calibrated\]|\[unconfirmed\]|Rapport policy)")
+    unsourced = [line.strip() for line in numeric if not sourced.search(line)]
+    assert unsourced == [], "each threshold names a paper, or says it is calibrated, unconfirmed or policy"
+    assert "CLINICAL.md" not in text and "/work/" not in text
