@@ -60,11 +60,13 @@ class History:
     ) -> None:
         """Record one scored survey."""
         intern = self._interned.setdefault
-        where = (intern(clinic, clinic), intern(instrument, instrument))
+        clinic = intern(clinic, clinic)
+        instrument = intern(instrument, instrument)
+        where = (clinic, instrument)
         known = self._instruments.get(where)
         if known is None or (known[1] is not scale and known[1] != scale):
             self._instruments[where] = (domain, scale)
-        key = (intern(clinic, clinic), intern(client, client))
+        key = (clinic, intern(client, client))
         rows = self._rows.get(key)
         if rows is None:
             rows = self._rows[key] = []
@@ -72,7 +74,7 @@ class History:
             (
                 intern(episode, episode),
                 session,
-                intern(instrument, instrument),
+                instrument,
                 total,
                 critical_items,
                 risk_unknown,
