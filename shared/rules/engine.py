@@ -17,13 +17,17 @@ edge), not at every session where it keeps holding, and re-arms only after the c
   and again if it goes ``far_margin`` beyond it (``far_severity``);
 * ``alliance_drop``: the score is >= ``drop_from_last`` below the previous session AND at or below the
   running mean of the earlier sessions - k x SD, SD = max(the client's own SD, the between-client
-  floor): the stricter of the two (Gumz et al. 2012). No new drop while one is open (unrepaired);
+  floor): the stricter of the two (Gumz et al. 2012); from ``early_baseline_sessions`` (2) to
+  ``min_baseline_sessions`` (3) earlier sessions the floor alone. No new drop while one is open;
+* ``alliance_session_drop`` (off by default): every session >= ``min_fall`` below the previous one
+  (PCOMS), no edge;
 * ``alliance_repaired``: after a drop, the first session back at or above pre-drop baseline - margin x SD;
 * ``alliance_decline``: OLS over the last ``window`` sessions falls by >= ``decline_points``, most steps
   go down and no single step carries most of the fall; not at a session where a drop fires;
 * ``outcome_reliable_deterioration`` / ``outcome_reliable_improvement``: change from intake (the
   episode's first score of the instrument) reaches the reliable change in the worse / better
-  direction; deterioration must hold ``consecutive`` sessions unless it is ``immediate_multiple`` x RC;
+  direction; deterioration fires at ``first_severity`` on the first reliably-worse session ("not yet
+  confirmed") and at ``severity`` once it held ``consecutive`` sessions or is ``immediate_multiple`` x RC;
 * ``outcome_not_on_track``: ``consecutive`` sessions at or worse than a lower prediction bound under
   the expected recovery curve from intake, the bound never laxer than reliable deterioration (the RCI
   floor); not while the score is reliably worse than intake (deterioration, of higher severity,
