@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-slow test-integration lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
@@ -43,8 +43,11 @@ topics: setup kafka-up ## Create every Rapport topic on the broker (idempotent)
 test: setup ## Run the whole suite: unit, integration and e2e on a real broker (started if needed)
 	$(BIN)/pytest
 
-test-unit: setup ## Run only the unit tests (no broker)
-	$(BIN)/pytest tests/unit
+test-unit: setup ## Run only the unit tests (no broker), without the slow ones
+	$(BIN)/pytest tests/unit -m "not slow"
+
+test-slow: setup ## Run only the slow resource tests (the monitor's memory over 200k events)
+	$(BIN)/pytest tests -m slow
 
 test-integration: setup ## Run the integration and e2e tests (real broker)
 	$(BIN)/pytest tests/integration tests/e2e

@@ -15,6 +15,8 @@ from services.scoring.settings import ScoringSettings
 from shared.contracts import topics
 from shared.contracts.events import SurveyScored
 from shared.instruments import load_registry
+from shared.pipeline.clinics import ClinicRegistries
+from shared.rules.config import load_rulebook
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, attach_loop, create_faust_app
 from shared.runtime.worker import Handled, LoopMetrics, Record, WorkerLoop
@@ -24,7 +26,11 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
     """Build the scoring Faust app: one agent running the worker loop over raw session records."""
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics.create(registry)
-    instruments = load_registry(extra_dirs=settings.instrument_dirs)
+    # Each clinic's sessions are scored with the spec variants its rule set names (the same file the
+    # monitor loads), so a clinic's choice of e.g. reliable change reaches its signals.
+    instruments = ClinicRegistries(
+        load_registry(extra_dirs=settings.instrument_dirs), load_rulebook(settings.ruleset_path)
+    )
     app = create_faust_app(settings)
     publisher = FaustPublisher(app, settings.topic_namespace)
 

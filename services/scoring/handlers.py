@@ -1,7 +1,8 @@
 """The scoring service's handler: a raw session record in → scored surveys and rejections out.
 
-Pure: the instrument registry and the clock are passed in. The session policies (duplicate
-instrument, risk-only) live in :mod:`shared.pipeline.session`, shared with the offline tools.
+Pure: the instrument registries (one per clinic's spec variants) and the clock are passed in. The
+session policies (duplicate instrument, risk-only) live in :mod:`shared.pipeline.session`, shared
+with the offline tools.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.contracts.topics import SURVEY_SCORED
-from shared.instruments import Registry
+from shared.pipeline.clinics import Scorers, registry_for
 from shared.pipeline.session import score_raw_session
 from shared.runtime.worker import Handled, Output, Record
 
@@ -17,10 +18,12 @@ SOURCE = "rapport/scoring"
 STAGE = "scoring"
 
 
-def score_record(record: Record, registry: Registry, now: datetime) -> Handled:
-    """Score every survey of one session record; ``facts`` holds the published ``SurveyScored``."""
+def score_record(record: Record, registry: Scorers, now: datetime) -> Handled:
+    """Score every survey of one session record with its clinic's registry; ``facts`` holds the
+    published ``SurveyScored``."""
     session, scores = score_raw_session(record.value, registry)
-    events = scores.events(registry, now=now, source=SOURCE)
+    chosen = registry_for(registry, session.clinic_id if session else None)
+    events = scores.events(chosen, now=now, source=SOURCE)
     return Handled(
         scores.label,
         outputs=tuple(Output(SURVEY_SCORED, record.key, e.model_dump_json().encode()) for e in events),

@@ -16,3 +16,6 @@ class ScoringSettings(WorkerSettings):
     web_port: int = 6061
     instrument_dirs: tuple[str, ...] = ()
     """Extra directories of clinic-supplied instrument spec files."""
+    ruleset_path: str | None = None
+    """The rule-set YAML the monitor uses (merged onto the packaged default): its ``variants`` (and each
+    clinic's under ``clinics:``) choose the spec variants that score each clinic's sessions."""

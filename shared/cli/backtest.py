@@ -59,6 +59,8 @@ exit status:
 
 def register(sub: Any) -> None:
     """Add the ``backtest`` subcommand."""
+    from shared.cli.signals import add_variant_option
+
     parser: argparse.ArgumentParser = sub.add_parser(
         "backtest",
         help="run a rule set over a history → signals and flagged clients per rule (A vs B)",
@@ -90,16 +92,19 @@ def register(sub: Any) -> None:
         action="store_true",
         help="no progress bar on stderr (there is none either when stderr is not a terminal)",
     )
+    add_variant_option(parser)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from shared.cli.signals import load_inputs
+    from shared.cli.signals import load_inputs, parse_variants
     from shared.rules.config import load_rulebook
 
     try:
-        book_a, registry = load_inputs(args.ruleset, args.instrument_dir)
-        book_b = load_rulebook(args.compare) if args.compare else None
+        book_a, registry = load_inputs(args.ruleset, args.instrument_dir, args.variant)
+        # B is compared over A's scores: the same variants (scoring), B's rules.
+        variants = parse_variants(args.variant)
+        book_b = load_rulebook(args.compare).with_variants(variants) if args.compare else None
         size = args.history.stat().st_size
     except Exception as exc:  # operator-facing: one clear line, no traceback
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Any
 from shared.cli.style import BOLD, RED, Style, cell
 from shared.contracts.events import Signal, utc_now
 from shared.history.sessions import LineError, parse_json_line
-from shared.instruments import Registry
+from shared.pipeline.clinics import ClinicRegistries
 from shared.pipeline.offline import OfflineMonitor
 from shared.rules.config import RuleBook
 
@@ -85,13 +85,39 @@ def register(sub: Any) -> None:
         default=[],
         help="extra instrument spec directory (repeatable); its specs override packaged ones by id",
     )
+    add_variant_option(parser)
     parser.set_defaults(handler=_run)
+
+
+def add_variant_option(parser: argparse.ArgumentParser) -> None:
+    """``--variant ID=NAME`` (repeatable): spec variants for every clinic, over the rule set's own."""
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="ID=NAME",
+        help=(
+            "Score an instrument with a named variant of its spec for every clinic, e.g. PHQ-9=lowe_mcid "
+            "(repeatable). Added to the rule set's `variants`; a clinic's own `variants` still win."
+        ),
+    )
+
+
+def parse_variants(items: list[str]) -> dict[str, str]:
+    """``["PHQ-9=lowe_mcid"]`` → ``{"PHQ-9": "lowe_mcid"}``; ``ValueError`` on a malformed item."""
+    chosen: dict[str, str] = {}
+    for item in items:
+        instrument, sep, name = item.partition("=")
+        if not sep or not instrument or not name:
+            raise ValueError(f"--variant {item!r}: expected ID=NAME, e.g. PHQ-9=lowe_mcid")
+        chosen[instrument] = name
+    return chosen
 
 
 def _run(args: argparse.Namespace) -> int:
     table = args.format == "table"
     try:
-        book, registry = load_inputs(args.ruleset, args.instrument_dir)
+        book, registry = load_inputs(args.ruleset, args.instrument_dir, args.variant)
     except Exception as exc:  # operator-facing: one clear line, no traceback
         detail = f"{type(exc).__name__}: {exc}"
         if table:
@@ -182,14 +208,17 @@ def table_summary(counts: Counter[str], rejected: int) -> str:
     return text
 
 
-def load_inputs(ruleset: Path | None, instrument_dirs: list[Path]) -> tuple[RuleBook, Registry]:
-    """The rule book and instrument registry the command line asks for (read here, not at import)."""
+def load_inputs(
+    ruleset: Path | None, instrument_dirs: list[Path], variants: list[str] | None = None
+) -> tuple[RuleBook, ClinicRegistries]:
+    """The rule book (with ``--variant`` items added) and the per-clinic instrument registries the
+    command line asks for (read here, not at import)."""
     from shared.instruments import default_registry, load_registry
     from shared.rules.config import load_rulebook
 
-    book = load_rulebook(ruleset)
+    book = load_rulebook(ruleset).with_variants(parse_variants(variants or []))
     registry = load_registry(extra_dirs=instrument_dirs) if instrument_dirs else default_registry()
-    return book, registry
+    return book, ClinicRegistries(registry, book)
 
 
 def signal_line(signal: Signal, line: int | None = None) -> dict[str, Any]:

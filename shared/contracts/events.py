@@ -181,6 +181,7 @@ SignalKind = Literal[
     "critical_item",
     "alliance_below_cutoff",
     "alliance_drop",
+    "alliance_session_drop",
     "alliance_decline",
     "alliance_repaired",
     "outcome_reliable_deterioration",

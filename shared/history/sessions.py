@@ -42,10 +42,13 @@ class _In(BaseModel):
 
 
 class SurveyIn(_In):
-    """One survey of a session line."""
+    """One survey of a session line: its answers, or — for histories that kept totals only — a
+    pre-scored ``total`` (scored with the spec's bands, cutoff and reliable change; risk unknown)."""
 
     instrument: InstrumentId
-    answers: dict[ItemId, Answer] = Field(max_length=200)
+    answers: dict[ItemId, Answer] | None = Field(default=None, max_length=200)
+    """Answers by item; ``None`` only for a pre-scored survey (the pipeline rejects neither or both)."""
+    total: float | None = None
 
 
 class SessionLine(_In):
@@ -136,7 +139,13 @@ def session_time(line: SessionLine, default: datetime) -> datetime:
 def canonical_surveys(line: SessionLine) -> str:
     """A canonical text of a session's surveys: identical content → identical text (for ids)."""
     return json.dumps(
-        [[s.instrument, sorted(s.answers.items())] for s in line.surveys], separators=(",", ":")
+        [
+            [s.instrument, sorted((s.answers or {}).items())]
+            if s.total is None
+            else [s.instrument, "total", s.total, sorted((s.answers or {}).items())]
+            for s in line.surveys
+        ],
+        separators=(",", ":"),
     )
 
 

@@ -64,6 +64,19 @@ class Registry(Mapping[str, InstrumentSpec]):
             plan = self._plans[instrument_id] = plan_for(spec)
         return plan
 
+    def with_variants(self, variants: Mapping[str, str]) -> Registry:
+        """This registry with named spec variants applied (``{"PHQ-9": "lowe_mcid"}``); itself when
+        ``variants`` is empty. Raises :class:`SpecError` for an unknown instrument or variant."""
+        if not variants:
+            return self
+        specs = dict(self._specs)
+        for instrument_id, name in variants.items():
+            spec = specs.get(instrument_id)
+            if spec is None:
+                raise SpecError(f"variants: no instrument {instrument_id!r} to apply variant {name!r} to")
+            specs[instrument_id] = spec.with_variant(name)
+        return Registry(specs)
+
     def __iter__(self) -> Iterator[str]:
         """Instrument ids, in loading order."""
         return iter(self._specs)
@@ -211,12 +224,7 @@ def load_registry(
     specs = packaged_specs()
     for directory in extra_dirs:
         specs.update(_load_dir(Path(directory)))
-    for instrument_id, name in (variants or {}).items():
-        spec = specs.get(instrument_id)
-        if spec is None:
-            raise SpecError(f"variants: no instrument {instrument_id!r} to apply variant {name!r} to")
-        specs[instrument_id] = spec.with_variant(name)
-    return Registry(specs)
+    return Registry(specs).with_variants(variants or {})
 
 
 @functools.cache

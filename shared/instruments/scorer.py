@@ -537,6 +537,42 @@ def score_general(plan: Plan, answers: Answers) -> ScoreResult | ScoreFailure:
     )
 
 
+def score_total(plan: Plan, total: object) -> ScoreResult | ScoreFailure:
+    """Take a pre-scored total (a history that kept totals only): checked against the instrument's
+    range and total grid, interpreted with its bands and cutoff, its reliable change in the scale.
+    No item is known, so every critical item is reported in ``risk_unknown``: the risk status is
+    unknown, never assumed absent."""
+    instrument = plan.instrument
+    spec = plan.spec
+    units = plan.units
+    u = _to_units(total, units) if type(total) in _NUMBERS else None
+    lo, hi = round(spec.total_min * units), round(spec.total_max * units)
+    grid = 1 if plan.mean else plan.res
+    if u is None or u < lo or u > hi or (u - lo) % grid:
+        return ScoreFailure(
+            "out_of_range_answer",
+            f"pre-scored total not a number, outside {spec.total_min:g}..{spec.total_max:g} or off the "
+            "total grid",
+            instrument,
+        )
+    value = round(u / units, 2) if plan.mean else u / units
+    band, concern = _interpret(plan, value)
+    return ScoreResult(
+        instrument,
+        plan.version,
+        plan.domain,
+        value,
+        {},
+        band,
+        concern,
+        [],
+        [item for item, _threshold in plan.critical],
+        False,
+        [],
+        plan.scale,
+    )
+
+
 def _aggregate(plan: Plan, total_units: int, count: int) -> float:
     """A sum in units as a number: the sum itself, or the mean over ``count`` items (2 decimals)."""
     if plan.mean:

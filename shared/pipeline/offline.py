@@ -18,7 +18,8 @@ from typing import IO, Any
 
 from shared.contracts.events import Signal, derive_id
 from shared.history.sessions import LineError, SessionLine, canonical_surveys, read_records, session_time
-from shared.instruments import Registry, ScoreResult
+from shared.instruments import ScoreResult
+from shared.pipeline.clinics import Scorers, registry_for
 from shared.pipeline.session import SessionContext, SessionScores, SurveyOutcome, score_surveys
 from shared.rules.backtest import History
 from shared.rules.config import RuleBook
@@ -44,9 +45,9 @@ def line_context(line: SessionLine, default_time: datetime) -> SessionContext:
     )
 
 
-def score_line(line: SessionLine, registry: Registry, default_time: datetime) -> SessionScores:
-    """One history record through the session pipeline."""
-    return score_surveys(line_context(line, default_time), line.surveys, registry)
+def score_line(line: SessionLine, registry: Scorers, default_time: datetime) -> SessionScores:
+    """One history record through the session pipeline, scored with its clinic's registry."""
+    return score_surveys(line_context(line, default_time), line.surveys, registry_for(registry, line.clinic))
 
 
 def survey_error(line_no: int, line: SessionLine, survey: SurveyOutcome) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def survey_error(line_no: int, line: SessionLine, survey: SurveyOutcome) -> dict
 class OfflineMonitor:
     """The live pipeline's per-client loop, in memory: score → ``SurveyScored`` → ``evaluate``."""
 
-    def __init__(self, book: RuleBook, registry: Registry, now: datetime) -> None:
+    def __init__(self, book: RuleBook, registry: Scorers, now: datetime) -> None:
         self.book = book
         self.registry = registry
         self.now = now
@@ -81,7 +82,8 @@ class OfflineMonitor:
         key = (line.clinic, line.client)
         state = self.states.get(key)
         signals: list[Signal] = []
-        for event in scores.events(self.registry, now=self.now, source=SOURCE):
+        registry = registry_for(self.registry, line.clinic)
+        for event in scores.events(registry, now=self.now, source=SOURCE):
             evaluation = evaluate(state, event, self.book, self.now)
             state = evaluation.state
             signals.extend(evaluation.signals)
@@ -117,7 +119,7 @@ class ReadStats:
 def read_history(
     fh: IO[bytes],
     fmt: str,
-    registry: Registry,
+    registry: Scorers,
     *,
     on_bytes: Callable[[int], None] | None = None,
     on_error: Callable[[dict[str, Any]], None] | None = None,
@@ -139,7 +141,7 @@ def read_history(
                 on_error(item.to_dict())
             continue
         # No context: the backtest needs the results, not the events (nor their ids).
-        scores = score_surveys(None, item.surveys, registry)
+        scores = score_surveys(None, item.surveys, registry_for(registry, item.clinic))
         for survey in scores.surveys:
             result = survey.result
             if survey.rejection is not None:

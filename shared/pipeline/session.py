@@ -8,6 +8,8 @@ gives:
   are still scored;
 * **duplicate instrument**: a session carrying the same instrument twice scores the first and rejects
   the second (``schema_violation``): two totals for one instrument in one session cannot both be true;
+* **pre-scored totals** (offline histories that kept totals only): scored with the spec's bands,
+  cutoff and reliable change, every critical item reported as risk unknown;
 * **risk-only**: an unscorable survey that endorsed a critical item with a valid answer is rejected
   *and* published, with a null total, so the risk answer reaches the monitor at once.
 
@@ -26,7 +28,8 @@ from typing import Protocol
 from shared.contracts.deadletters import Rejection, decode
 from shared.contracts.events import Answer, SessionCompleted, SurveyScored, SurveyScoredData, derive_id
 from shared.instruments import Registry, ScoreFailure, ScoreResult
-from shared.instruments.scorer import score_general, unknown_instrument
+from shared.instruments.scorer import score_general, score_total, unknown_instrument
+from shared.pipeline.clinics import Scorers, registry_for
 
 DUPLICATE_INSTRUMENT = "duplicate instrument in one session"
 
@@ -38,7 +41,11 @@ class SurveyLike(Protocol):
     def instrument(self) -> str: ...
 
     @property
-    def answers(self) -> Mapping[str, Answer]: ...
+    def answers(self) -> Mapping[str, Answer] | None: ...
+
+
+PRE_SCORED_AND_ANSWERS = "a survey gives either answers or a pre-scored total, not both"
+NO_ANSWERS = "a survey without answers or a pre-scored total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +157,18 @@ def score_surveys(
             result = unknown_instrument(instrument)
         else:
             answers = survey.answers
-            result = plan.fast_typed(answers) or score_general(plan, answers)
+            # A history that kept totals only gives {"instrument": ..., "total": ...} (offline input).
+            total = getattr(survey, "total", None)
+            if total is not None:
+                result = (
+                    score_total(plan, total)
+                    if not answers
+                    else ScoreFailure("schema_violation", PRE_SCORED_AND_ANSWERS, instrument)
+                )
+            elif answers is None:
+                result = ScoreFailure("schema_violation", NO_ANSWERS, instrument)
+            else:
+                result = plan.fast_typed(answers) or score_general(plan, answers)
         rejection = (
             Rejection(result.reason, result.detail, instrument) if isinstance(result, ScoreFailure) else None
         )
@@ -158,13 +176,15 @@ def score_surveys(
     return SessionScores(ctx, tuple(out))
 
 
-def score_session(session: SessionCompleted, registry: Registry) -> SessionScores:
-    """:func:`score_surveys` for a validated ``SessionCompleted`` event."""
-    return score_surveys(SessionContext.of(session), session.data.surveys, registry)
+def score_session(session: SessionCompleted, registry: Scorers) -> SessionScores:
+    """:func:`score_surveys` for a validated ``SessionCompleted`` event, with its clinic's registry."""
+    chosen = registry_for(registry, session.clinic_id)
+    return score_surveys(SessionContext.of(session), session.data.surveys, chosen)
 
 
-def score_raw_session(raw: bytes, registry: Registry) -> tuple[SessionCompleted | None, SessionScores]:
-    """Decode a raw session record and score it; an invalid envelope is one rejection."""
+def score_raw_session(raw: bytes, registry: Scorers) -> tuple[SessionCompleted | None, SessionScores]:
+    """Decode a raw session record and score it (with its clinic's registry when ``registry`` is a
+    :class:`~shared.pipeline.clinics.ClinicRegistries`); an invalid envelope is one rejection."""
     decoded = decode(SessionCompleted, raw)
     if isinstance(decoded, Rejection):
         return None, SessionScores(None, (), decoded)

@@ -38,7 +38,9 @@ class History:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], list[_Row]] = {}
         self._risk_only: dict[tuple[str, str], list[_RiskRow]] = {}
-        self._instruments: dict[str, tuple[Domain, ScaleInfo]] = {}
+        # (clinic, instrument) → its domain and scale: clinics may score an instrument with different
+        # spec variants (another cutoff or reliable change). The latest scale of a clinic wins.
+        self._instruments: dict[tuple[str, str], tuple[Domain, ScaleInfo]] = {}
         self._interned: dict[str, str] = {}
         self.surveys = 0
         self.risk_unknown_surveys = 0
@@ -57,11 +59,14 @@ class History:
         risk_unknown: tuple[str, ...] = (),
     ) -> None:
         """Record one scored survey."""
-        known = self._instruments.get(instrument)
-        if known is None or (known[1] is not scale and known[1] != scale):
-            self._instruments[instrument] = (domain, scale)
         intern = self._interned.setdefault
-        key = (intern(clinic, clinic), intern(client, client))
+        clinic = intern(clinic, clinic)
+        instrument = intern(instrument, instrument)
+        where = (clinic, instrument)
+        known = self._instruments.get(where)
+        if known is None or (known[1] is not scale and known[1] != scale):
+            self._instruments[where] = (domain, scale)
+        key = (clinic, intern(client, client))
         rows = self._rows.get(key)
         if rows is None:
             rows = self._rows[key] = []
@@ -69,7 +74,7 @@ class History:
             (
                 intern(episode, episode),
                 session,
-                intern(instrument, instrument),
+                instrument,
                 total,
                 critical_items,
                 risk_unknown,
@@ -126,7 +131,7 @@ class History:
             for episode, per_instrument in by_episode.items():
                 tracks: dict[str, Track] = {}
                 for instrument, by_session in per_instrument.items():
-                    domain, scale = instruments[instrument]
+                    domain, scale = instruments[(clinic, instrument)]
                     tracks[instrument] = Track(
                         instrument, domain, scale, tuple(by_session[s] for s in sorted(by_session))
                     )

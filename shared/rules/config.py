@@ -59,7 +59,20 @@ class DropRule(_Config):
     k_sd: float = Field(default=2.0, gt=0)
     """SDs below the running mean: 2 (Stiles et al. 2004) or 1 (Strauss et al. 2006)."""
     min_baseline_sessions: int = Field(default=3, ge=1)
-    """Earlier sessions needed before a baseline exists."""
+    """Earlier sessions needed before the client's own SD counts (with the between-client floor)."""
+    early_baseline_sessions: int | None = Field(default=2, ge=1)
+    """With at least this many (but fewer than ``min_baseline_sessions``) earlier sessions, a drop is
+    judged against their mean with the between-client SD alone: a fall of at least k_sd x the floor
+    (Gumz et al. 2012: the stricter of within- and between-client SD). ``null``: no early drops."""
+
+
+class SessionDropRule(_Config):
+    """Any fall from the previous session, as PCOMS software marks it (off by default)."""
+
+    enabled: bool = False
+    severity: Severity = "info"
+    min_fall: float = Field(default=1.0, gt=0)
+    """Points below the previous session; 1 = the PCOMS (OpenFIT) red mark for any 1-point drop."""
 
 
 class RepairRule(_Config):
@@ -84,14 +97,19 @@ class DeclineRule(_Config):
 
 
 class DeteriorationRule(_Config):
-    """Reliable deterioration vs intake (Jacobson & Truax 1991)."""
+    """Reliable deterioration vs intake (Jacobson & Truax 1991), flagged at the first reliably-worse
+    session (as OQ and PCOMS do) and raised when the next session confirms it."""
 
     enabled: bool = True
     severity: Severity = "high"
+    """Severity once confirmed: ``consecutive`` sessions reliably worse, or ``immediate_multiple`` x RC."""
+    first_severity: Severity | None = "moderate"
+    """Severity at the first reliably-worse session, before confirmation ("not yet confirmed").
+    ``null``: stay silent until confirmed (the policy of rule sets before 2026.1)."""
     consecutive: int = Field(default=2, ge=1)
-    """Sessions in a row reliably worse than intake before the signal fires (one bad week regresses)."""
+    """Sessions in a row reliably worse than intake that confirm the deterioration."""
     immediate_multiple: float = Field(default=2.0, ge=1)
-    """A change of at least this many reliable changes fires at once, without waiting for a second session."""
+    """A change of at least this many reliable changes is confirmed at once."""
 
 
 class ImprovementRule(_Config):
@@ -140,6 +158,7 @@ class Rules(_Config):
     critical_item: CriticalItemRule = Field(default_factory=CriticalItemRule)
     alliance_below_cutoff: BelowCutoffRule = Field(default_factory=BelowCutoffRule)
     alliance_drop: DropRule = Field(default_factory=DropRule)
+    alliance_session_drop: SessionDropRule = Field(default_factory=SessionDropRule)
     alliance_repaired: RepairRule = Field(default_factory=RepairRule)
     alliance_decline: DeclineRule = Field(default_factory=DeclineRule)
     outcome_reliable_deterioration: DeteriorationRule = Field(default_factory=DeteriorationRule)
@@ -205,27 +224,59 @@ class RuleSet(_Config):
     rules: Rules = Field(default_factory=Rules)
     instruments: dict[str, InstrumentParams] = Field(default_factory=dict)
     fallbacks: Fallbacks = Field(default_factory=Fallbacks)
+    variants: dict[str, str] = Field(default_factory=dict)
+    """Instrument id → name of a variant of its spec (e.g. ``PHQ-9: lowe_mcid``), applied when this rule
+    set's sessions are scored: by the scoring service per clinic, and by ``rapport signals`` /
+    ``rapport backtest``. A variant changes scoring (bands, cutoff, reliable change) and so signals."""
 
     def params_for(self, instrument: str, scale: ScaleInfo) -> ResolvedParams:
-        """The resolved numbers for one instrument and scale (memoised: the inputs are immutable)."""
+        """The resolved numbers for one instrument and scale (memoised by value, in bounded caches)."""
         memo = _MEMO.get(id(self))
-        if memo is None or memo[0] is not self:
+        if memo is None or memo.ruleset is not self:
             if len(_MEMO) >= _MEMO_LIMIT:
                 _MEMO.clear()
-            memo = _MEMO[id(self)] = (self, {})
-        # Keyed by the scale's identity first: the scorer hands out one ScaleInfo object per spec, and
-        # hashing a pydantic model on every episode of a backtest costs more than the rules.
-        table = memo[1]
-        hit = table.get((instrument, id(scale)))
-        if hit is not None and hit[0] is scale:
-            return hit[1]
-        params = _resolve(self, instrument, scale)
-        table[(instrument, id(scale))] = (scale, params)
+            memo = _MEMO[id(self)] = _ParamsMemo(self)
+        return memo.get(instrument, scale)
+
+
+class _ParamsMemo:
+    """One rule set's resolved parameters, keyed by (instrument, scale value), bounded.
+
+    The live monitor decodes a fresh :class:`ScaleInfo` from its stored state at every event, so the
+    key is the scale's value, never its identity (an identity key would keep every decoded scale
+    alive). The backtest hands the same scale object to every episode, and hashing a model per
+    episode costs more than the rules: ``last`` remembers the latest scale object per instrument
+    (at most :data:`_MEMO_LIMIT` instruments) and answers by identity first.
+    """
+
+    __slots__ = ("by_value", "last", "ruleset")
+
+    def __init__(self, ruleset: RuleSet) -> None:
+        self.ruleset = ruleset
+        """Kept alive so that its id, the key of :data:`_MEMO`, cannot be reused while cached."""
+        self.by_value: dict[tuple[str, tuple[Any, ...]], ResolvedParams] = {}
+        self.last: dict[str, tuple[ScaleInfo, ResolvedParams]] = {}
+
+    def get(self, instrument: str, scale: ScaleInfo) -> ResolvedParams:
+        """The parameters of ``instrument`` on ``scale``, resolved once per value."""
+        last = self.last.get(instrument)
+        if last is not None and last[0] is scale:
+            return last[1]
+        key = (instrument, tuple(scale.__dict__.values()))
+        params = self.by_value.get(key)
+        if params is None:
+            if len(self.by_value) >= _MEMO_LIMIT:
+                self.by_value.clear()
+            params = self.by_value[key] = _resolve(self.ruleset, instrument, scale)
+        if len(self.last) >= _MEMO_LIMIT and instrument not in self.last:
+            self.last.clear()
+        self.last[instrument] = (scale, params)
         return params
 
 
-# id(rule set) → (the rule set, kept alive so its id is not reused; (instrument, id(scale)) → params).
-_MEMO: dict[int, tuple[RuleSet, dict[tuple[str, int], tuple[ScaleInfo, ResolvedParams]]]] = {}
+# id(rule set) → its memo (which keeps the rule set alive so the id is not reused). Both levels are
+# bounded by _MEMO_LIMIT entries and cleared when full.
+_MEMO: dict[int, _ParamsMemo] = {}
 _MEMO_LIMIT = 256
 
 
@@ -273,6 +324,19 @@ class RuleBook(_Config):
         if clinic_id is None:
             return self.base
         return self._by_clinic.get(clinic_id, self.base)
+
+    def with_variants(self, variants: Mapping[str, str]) -> RuleBook:
+        """This book with ``variants`` added to the base rule set's (every clinic inherits them; a
+        clinic's own ``variants`` still win). The base version gains ``+variants.<hash>``, so every
+        signal records that scoring differed. Itself when ``variants`` is empty."""
+        if not variants:
+            return self
+        merged = {**self.base.variants, **variants}
+        tag = hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest()[:8]
+        base = RuleSet.model_validate(
+            {**self.base.model_dump(), "variants": merged, "version": f"{self.base.version}+variants.{tag}"}
+        )
+        return RuleBook(base=base, clinics=self.clinics)
 
 
 def _clinic_ruleset(base: RuleSet, clinic_id: str, override: Mapping[str, Any]) -> RuleSet:

@@ -58,6 +58,7 @@ EXPECTED = {
     ("alliance.below_cutoff", "info"): (1, 1),
     ("alliance.drop_vs_baseline", "moderate"): (1, 1),
     ("alliance.repair_v", "info"): (1, 1),
+    ("outcome.rci_deterioration", "moderate"): (1, 1),
     ("outcome.rci_deterioration", "high"): (1, 1),
 }
 

@@ -41,7 +41,8 @@ def test_prints_one_json_line_per_signal(
         ("c-rupture", 4, "alliance_below_cutoff", "info"),
         ("c-rupture", 4, "alliance_drop", "moderate"),
         ("c-rupture", 5, "alliance_repaired", "info"),
-        ("c-worse", 4, "outcome_reliable_deterioration", "high"),
+        ("c-worse", 3, "outcome_reliable_deterioration", "moderate"),  # PHQ-9 10 → 16: RC 6, first
+        ("c-worse", 4, "outcome_reliable_deterioration", "high"),  # 17: confirmed
         ("c-risk", 3, "critical_item", "critical"),
     }
     drop = next(s for s in signals if s["kind"] == "alliance_drop")

@@ -76,7 +76,7 @@ def test_packaged_specs_match_the_published_facts() -> None:
             27,
             10,
             "at_or_above",
-            5,
+            6,  # NHS Talking Therapies manual; Löwe et al. 2004's 5 is the `lowe_mcid` variant
             ["minimal", "mild", "moderate", "moderately_severe", "severe"],
         ),
         "GAD-7": (
@@ -86,7 +86,7 @@ def test_packaged_specs_match_the_published_facts() -> None:
             21,
             10,
             "at_or_above",
-            None,
+            4,  # NHS Talking Therapies manual
             ["minimal", "mild", "moderate", "severe"],
         ),
         "CORE-10": (
@@ -106,7 +106,7 @@ def test_packaged_specs_match_the_published_facts() -> None:
             50,
             22,
             "at_or_above",
-            None,
+            5.87,  # Jacobson & Truax from SD 8 and α .93 (Kessler et al. 2002)
             ["low", "moderate", "high", "very_high"],
         ),
         "ORS": ("outcome", "higher_is_better", 0, 40, 25, "at_or_below", 5, None),
@@ -133,6 +133,22 @@ def test_packaged_specs_match_the_published_facts() -> None:
         "goal": ("4", "6", "8", "11"),
     }
     assert all(i.step == 0.1 for i in reg["ORS"].items + reg["SRS"].items)
+
+
+def test_every_packaged_spec_file_cites_its_papers_in_its_header() -> None:
+    import re
+    from importlib import resources
+
+    files = [f for f in resources.files("shared.instruments").joinpath("specs").iterdir()]
+    specs = [f for f in files if f.name.endswith(".yaml")]
+    assert len(specs) == 7
+    for f in specs:
+        text = f.read_text(encoding="utf-8")
+        header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+        assert "Implements:" in header, f.name
+        assert re.search(r"\b(19|20)\d\d\b", header), f"{f.name}: the header names no paper's year"
+        # Sources are papers, never a document outside the repository.
+        assert "CLINICAL.md" not in text and "/work/" not in text and "../" not in text, f.name
 
 
 def test_every_variant_applies_and_records_itself_in_the_version() -> None:

@@ -23,8 +23,9 @@ from services.scoring.handlers import score_record
 from shared.contracts.events import SessionCompleted, SessionCompletedData, SurveyResponse
 from shared.history.sessions import SessionLine, parse_json_line
 from shared.instruments import default_registry
+from shared.pipeline.clinics import Scorers
 from shared.pipeline.offline import line_context
-from shared.rules.config import default_rulebook
+from shared.rules.config import RuleBook, default_rulebook
 from shared.runtime.worker import Record
 
 T = datetime(2026, 1, 5, tzinfo=UTC)
@@ -73,9 +74,11 @@ def defect_history() -> list[str]:
     return [x if isinstance(x, str) else json.dumps(x) for x in lines]
 
 
-def _live(lines: list[str]) -> tuple[set[str], Counter[str], list[dict[str, Any]]]:
+def _live(
+    lines: list[str], registry: Scorers | None = None, rules: RuleBook | None = None
+) -> tuple[set[str], Counter[str], list[dict[str, Any]]]:
     """The services' handlers: each valid line as the SessionCompleted event it stands for."""
-    registry, rules = default_registry(), default_rulebook()
+    registry, rules = registry or default_registry(), rules or default_rulebook()
     scored: set[str] = set()
     rejections: Counter[str] = Counter()
     signals: list[dict[str, Any]] = []
@@ -111,7 +114,14 @@ def _live(lines: list[str]) -> tuple[set[str], Counter[str], list[dict[str, Any]
             if outcome.state is not None:
                 states[key] = outcome.state
             signals += [
-                {"id": str(s.id), "kind": s.data.kind, "severity": s.data.severity, "rule": s.data.rule_id}
+                {
+                    "id": str(s.id),
+                    "kind": s.data.kind,
+                    "severity": s.data.severity,
+                    "rule": s.data.rule_id,
+                    "clinic": s.clinic_id,
+                    "session": s.data.session_number,
+                }
                 for s in outcome.signals
             ]
     return scored, rejections, signals

@@ -81,8 +81,40 @@ def test_drop_needs_a_fall_from_last_session(value: float, fires: bool) -> None:
     assert found == ([(5, "moderate")] if fires else [])
 
 
-def test_drop_needs_a_baseline_of_three_sessions() -> None:
-    assert kinds(run([track("SRS", [38, 38, 20])]), "alliance_drop") == []
+@pytest.mark.parametrize(
+    ("value", "fires"), [(31.9, True), (32.0, True), (32.1, False)], ids=["more", "at", "less"]
+)
+def test_drop_from_a_two_session_baseline_needs_twice_the_between_client_floor(
+    value: float, fires: bool
+) -> None:
+    # Two earlier sessions: no own SD yet; the floor alone: 39 - 2 x 3.5 = 32 (Gumz et al. 2012).
+    found = kinds(run([track("SRS", [39, 39, value])]), "alliance_drop")
+    assert found == ([(3, "moderate")] if fires else [])
+
+
+def test_an_early_rupture_and_its_repair_are_both_signalled() -> None:
+    findings = run([track("SRS", [39, 39, 28, 38])])
+    assert kinds(findings, "alliance_drop") == [(3, "moderate")]
+    assert kinds(findings, "alliance_repaired") == [(4, "info")]
+    (drop,) = [f for f in findings if f.kind == "alliance_drop"]
+    assert drop.explanation.startswith("SRS fell from 39.0 to 28.0 (-11.0), below the client's first 2")
+    assert dict(drop.thresholds)["baseline_sessions"] == 2.0
+
+
+def test_drop_needs_two_earlier_sessions_or_the_configured_early_baseline() -> None:
+    assert kinds(run([track("SRS", [38, 20])]), "alliance_drop") == []
+    no_early = ruleset(rules={"alliance_drop": {"early_baseline_sessions": None}})
+    assert kinds(run([track("SRS", [38, 38, 20])], no_early), "alliance_drop") == []
+    assert kinds(run([track("SRS", [38, 38, 38, 20])], no_early), "alliance_drop") == [(4, "moderate")]
+
+
+def test_session_drop_is_off_by_default_and_marks_every_fall_when_on() -> None:
+    values = [39, 38, 38.5, 36, 37]
+    assert kinds(run([track("SRS", values)]), "alliance_session_drop") == []
+    on = ruleset(rules={"alliance_session_drop": {"enabled": True}})
+    assert kinds(run([track("SRS", values)], on), "alliance_session_drop") == [(2, "info"), (4, "info")]
+    half = ruleset(rules={"alliance_session_drop": {"enabled": True, "min_fall": 0.5}})
+    assert kinds(run([track("SRS", [39, 38.6, 38.5])], half), "alliance_session_drop") == []
 
 
 def test_no_second_drop_while_one_is_open() -> None:

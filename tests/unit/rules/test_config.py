@@ -97,3 +97,45 @@ def test_unlisted_instruments_get_range_fractions() -> None:
     assert p.between_sd == pytest.approx(0.075 * 48)
     assert p.drop_from_last == pytest.approx(0.05 * 48)
     assert p.cutoff is None and p.concern_when is None
+
+
+def test_params_are_cached_by_scale_value_and_the_cache_is_bounded() -> None:
+    import gc
+    import weakref
+
+    from shared.rules import config
+
+    config._MEMO.clear()
+    rules = default_ruleset()
+    first = rules.params_for("SRS", SRS)
+    # The live monitor decodes a new, equal scale at every event: the same entry answers.
+    decoded = [ScaleInfo.model_validate(SRS.model_dump()) for _ in range(1000)]
+    assert all(rules.params_for("SRS", s) is first for s in decoded)
+    memo = config._MEMO[id(rules)]
+    assert len(memo.by_value) <= 2 and len(memo.last) <= 2
+    # No decoded scale is kept alive but the latest one per instrument.
+    probe = ScaleInfo.model_validate(SRS.model_dump())
+    alive = weakref.ref(probe)
+    rules.params_for("SRS", probe)
+    rules.params_for("SRS", ScaleInfo.model_validate(SRS.model_dump()))
+    del probe, decoded
+    gc.collect()
+    assert alive() is None
+    # Distinct values are bounded too.
+    for k in range(3 * config._MEMO_LIMIT):
+        scale = SRS.model_copy(update={"cutoff": float(k)})
+        assert rules.params_for("SRS", scale).cutoff == float(k)
+    assert len(memo.by_value) <= config._MEMO_LIMIT
+
+
+def test_every_number_of_the_packaged_rule_set_names_its_source() -> None:
+    import re
+    from importlib import resources
+
+    text = resources.files("shared.rules").joinpath("default_ruleset.yaml").read_text(encoding="utf-8")
+    numeric = [line for line in text.splitlines() if re.match(r"^\s+[a-z_]+: -?[0-9.]+\s", line + " ")]
+    assert len(numeric) >= 25
+    sourced = re.compile(r"#.*(\b(19|20)\d\d\b|\[calibrated\]|\[unconfirmed\]|Rapport policy)")
+    unsourced = [line.strip() for line in numeric if not sourced.search(line)]
+    assert unsourced == [], "each threshold names a paper, or says it is calibrated, unconfirmed or policy"
+    assert "CLINICAL.md" not in text and "/work/" not in text

@@ -36,7 +36,7 @@ def test_signals_are_full_envelopes_about_the_session() -> None:
     assert d.session_time == events[3].data.session_time
     assert (d.rule_id, d.rule_version, d.ruleset_version, d.severity) == (
         "alliance.drop_vs_baseline",
-        "1",
+        "2",
         "test-1",
         "moderate",
     )
@@ -52,7 +52,7 @@ def test_signal_ids_are_deterministic() -> None:
     _, second = _feed(events)
     assert [s.id for s in first] == [s.id for s in second]
     drop = next(s for s in first if s.data.kind == "alliance_drop")
-    assert drop.id == derive_id("k1", "c1", "e1", "SRS", 4, "alliance_drop", "alliance.drop_vs_baseline", "1")
+    assert drop.id == derive_id("k1", "c1", "e1", "SRS", 4, "alliance_drop", "alliance.drop_vs_baseline", "2")
 
 
 def test_ids_are_scoped_by_clinic_client_and_episode() -> None:
@@ -83,11 +83,13 @@ def test_redelivery_emits_nothing_and_keeps_the_state() -> None:
 
 
 def test_a_late_session_is_inserted_in_place_and_later_sessions_re_evaluated() -> None:
-    # Sessions 1, 2, 4 arrive; 3 comes last. Without 3 there is no baseline of three at session 4.
+    # Sessions 1, 2, 4 arrive; 3 comes last. Without 3 there is no baseline of three at session 4 (early
+    # drops from a two-session baseline are off here, so only the late session makes the drop).
+    rules = ruleset(rules={"alliance_drop": {"early_baseline_sessions": None}})
     events = {s: scored("SRS", s, v) for s, v in enumerate(SRS_DROP, start=1)}
-    state, early = _feed([events[1], events[2], events[4]])
+    state, early = _feed([events[1], events[2], events[4]], rules)
     assert not [s for s in early if s.data.kind == "alliance_drop"]
-    result = evaluate(state, events[3], ruleset(), NOW)
+    result = evaluate(state, events[3], rules, NOW)
     assert result.change == "inserted_late"
     assert [(s.data.kind, s.data.session_number) for s in result.signals] == [("alliance_drop", 4)]
     assert result.signals[0].correlation_id == events[4].correlation_id  # about session 4, not 3

@@ -33,19 +33,43 @@ def test_critical_item_has_no_enabled_switch() -> None:
 
 
 # --------------------------------------------------------------------------- reliable deterioration
-# PHQ-9, higher is worse, RC 5; confirmed over 2 sessions, at once from 2 x RC.
+# PHQ-9, higher is worse, RC 5 (test scale); moderate at the first reliably-worse session, high once
+# confirmed over 2 sessions or at once from 2 x RC.
 
 
 @pytest.mark.parametrize(
     ("value", "fires"), [(15.1, True), (15.0, True), (14.9, False)], ids=["beyond", "at", "short"]
 )
-def test_deterioration_confirmed_over_two_sessions(value: float, fires: bool) -> None:
+def test_deterioration_flagged_at_once_and_confirmed_at_the_next_session(value: float, fires: bool) -> None:
     found = kinds(run([track("PHQ-9", [10, value, value])]), "outcome_reliable_deterioration")
-    assert found == ([(3, "high")] if fires else [])
+    assert found == ([(2, "moderate"), (3, "high")] if fires else [])
 
 
-def test_one_bad_week_is_not_yet_deterioration() -> None:
-    assert kinds(run([track("PHQ-9", [10, 15, 13, 15])]), "outcome_reliable_deterioration") == []
+def test_one_bad_week_is_flagged_as_not_yet_confirmed() -> None:
+    found = run([track("PHQ-9", [10, 15, 13, 15])])
+    assert kinds(found, "outcome_reliable_deterioration") == [(2, "moderate")]
+    (first,) = [f for f in found if f.kind == "outcome_reliable_deterioration"]
+    assert "not yet confirmed" in first.explanation
+    # The session after a one-off bad week is not a confirmation; a later, separate run is.
+    found = run([track("PHQ-9", [10, 15, 13, 13, 15, 15])])
+    assert kinds(found, "outcome_reliable_deterioration") == [(2, "moderate"), (5, "moderate"), (6, "high")]
+
+
+def test_the_published_example_ors_22_21_14_is_flagged_at_session_3() -> None:
+    # ORS (higher is better), RC 5: one reliably-worse administration is a signal (OQ, PCOMS).
+    found = kinds(run([track("ORS", [22, 21, 14])]), "outcome_reliable_deterioration")
+    assert found == [(3, "moderate")]
+
+
+def test_waiting_for_confirmation_stays_configurable() -> None:
+    wait = ruleset(rules={"outcome_reliable_deterioration": {"first_severity": None}})
+    assert kinds(run([track("PHQ-9", [10, 15, 15])], wait), "outcome_reliable_deterioration") == [
+        (3, "high")
+    ]
+    once = ruleset(rules={"outcome_reliable_deterioration": {"consecutive": 1}})
+    assert kinds(run([track("PHQ-9", [10, 15, 15])], once), "outcome_reliable_deterioration") == [
+        (2, "high")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -53,12 +77,15 @@ def test_one_bad_week_is_not_yet_deterioration() -> None:
 )
 def test_a_very_large_change_fires_at_once(value: float, fires: bool) -> None:
     found = kinds(run([track("PHQ-9", [10, value])]), "outcome_reliable_deterioration")
-    assert found == ([(2, "high")] if fires else [])
+    assert found == ([(2, "high")] if fires else [(2, "moderate")])
 
 
 def test_deterioration_respects_direction() -> None:
     # ORS: higher is better, so a fall of 5 is the worse direction.
-    assert kinds(run([track("ORS", [30, 25, 25])]), "outcome_reliable_deterioration") == [(3, "high")]
+    assert kinds(run([track("ORS", [30, 25, 25])]), "outcome_reliable_deterioration") == [
+        (2, "moderate"),
+        (3, "high"),
+    ]
     assert kinds(run([track("ORS", [20, 25, 25])]), "outcome_reliable_deterioration") == []
 
 
@@ -66,7 +93,8 @@ def test_rule_set_overrides_the_specs_reliable_change() -> None:
     rules = ruleset(instruments={"PHQ-9": {"reliable_change": 6, "residual_sd": 2.0}})
     assert kinds(run([track("PHQ-9", [10, 15, 15])], rules), "outcome_reliable_deterioration") == []
     assert kinds(run([track("PHQ-9", [10, 16, 16])], rules), "outcome_reliable_deterioration") == [
-        (3, "high")
+        (2, "moderate"),
+        (3, "high"),
     ]
 
 
@@ -127,7 +155,7 @@ def test_reliable_deterioration_is_a_floor_under_the_bound() -> None:
 
 def test_not_on_track_gives_way_to_deterioration_at_the_same_session() -> None:
     found = run([track("PHQ-9", [10, 15, 15, 15])])
-    assert kinds(found, "outcome_reliable_deterioration") == [(3, "high")]
+    assert kinds(found, "outcome_reliable_deterioration") == [(2, "moderate"), (3, "high")]
     assert kinds(found, "outcome_not_on_track") == []
 
 
