@@ -14,10 +14,29 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///rapport-inbox.db"
 
+EPILOG = """\
+input: users add USERNAME --clinic ID --person ID binds a login to one person of a clinic's
+directory (what they may see follows from the directory: own clients, a supervisor's team, on-call);
+the password is prompted for, or read from the first line of stdin with --password-stdin.
+
+output: one line per login ("added <user>", or for list: user, clinic, person, enabled); never a
+password or its hash.
+
+exit status:
+  0  done
+  1  refused: the login exists already or the password is too weak (add), no such login (disable)
+  2  usage error: a bad option, or no password given
+"""
+
 
 def register(sub: Any) -> None:
     """Add the ``inbox`` subcommand."""
-    parser: argparse.ArgumentParser = sub.add_parser("inbox", help="Manage the clinician inbox's accounts.")
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "inbox",
+        help="Manage the clinician inbox's accounts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("RAPPORT_INBOX_DATABASE_URL", DEFAULT_DATABASE_URL),

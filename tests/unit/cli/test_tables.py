@@ -87,9 +87,10 @@ def test_signals_table_rows_and_closing_count_by_kind(
     drop = next(r for r in rows if "alliance_drop" in r)
     assert drop.split()[1:5] == ["c-rupture", "4", "SRS", "moderate"]
     assert "SRS fell from 38.0 to 30.0" in drop
+    # Deterioration: moderate at the first reliably-worse session, high when the next confirms it.
     assert rows[-1] == (
-        "5 signals (alliance_below_cutoff 1, alliance_drop 1, alliance_repaired 1, critical_item 1, "
-        "outcome_reliable_deterioration 1)"
+        "6 signals (alliance_below_cutoff 1, alliance_drop 1, alliance_repaired 1, critical_item 1, "
+        "outcome_reliable_deterioration 2)"
     )
     assert not ANSI.search(out)
 
