@@ -19,6 +19,13 @@ NOT_RUN: dict[str, str] = {
     "make test": "it runs this test suite (CI runs it: .ci/run)",
 }
 
+#: What a person types at a command's prompt (the command itself is run as written).
+TYPED: dict[str, str] = {
+    ".venv/bin/rapport inbox users add alice --clinic clinic-01 --person clin-01": (
+        "a long enough password\na long enough password\n"
+    ),
+}
+
 #: Commands that need a Kafka broker: run against the test broker, with its address and a namespace in
 #: the environment, by tests/e2e/test_readme_broker.py (in this order).
 NEEDS_BROKER: tuple[str, ...] = (

@@ -88,8 +88,13 @@ def _open(url: str) -> Any:
 def _read_password(from_stdin: bool) -> str | None:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Password again: ") != first:
+    try:
+        first = getpass.getpass("Password: ")
+        again = getpass.getpass("Password again: ")
+    except EOFError:
+        print("error: no password given (type it at the prompt, or use --password-stdin)", file=sys.stderr)
+        return None
+    if again != first:
         print("error: the passwords differ", file=sys.stderr)
         return None
     return first

@@ -12,6 +12,7 @@ from tests.readme_commands import (
     NEEDS_BROKER,
     NOT_RUN,
     ROOT,
+    TYPED,
     base,
     broker_commands,
     offline_commands,
@@ -43,6 +44,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> list[subprocess.Complet
     for command in offline_commands():
         result = subprocess.run(
             ["bash", "-o", "pipefail", "-c", command],
+            input=TYPED.get(base(command), ""),
             cwd=work,
             env=env,
             capture_output=True,
