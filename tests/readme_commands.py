@@ -17,6 +17,10 @@ README = ROOT / "README.md"
 #: Commands a test cannot run, and why.
 NOT_RUN: dict[str, str] = {
     "make test": "it runs this test suite (CI runs it: .ci/run)",
+    ".venv/bin/python -m services.inbox": (
+        "a server that runs until stopped: the inbox's integration and browser tests start it "
+        "(tests/e2e/test_inbox_browser.py, tests/e2e/test_alert_chain.py)"
+    ),
 }
 
 #: What a person types at a command's prompt (the command itself is run as written).
