@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas")
+SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,144 @@
+"""A plain asyncio Kafka producer for services that are not Faust workers (the gateway).
+
+Idempotent with ``acks=all``: the broker acknowledges a record only once every in-sync replica has
+it, and the producer's own retries never duplicate it. :meth:`AsyncProducer.enqueue` hands a record
+to the producer within a deadline and returns the future of its acknowledgement; the caller decides
+how long to wait for it. aiokafka retries an idempotent batch until it is delivered, so a future
+that outlives a caller's deadline may still succeed later: callers keep it rather than send again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class ProduceUnavailable(Exception):
+    """The record could not be handed to the producer (not connected, no metadata, buffer full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where the broker stored an acknowledged record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class AsyncProducer:
+    """aiokafka's ``AIOKafkaProducer`` with Rapport's settings, started in the background.
+
+    ``start`` returns at once and keeps trying to connect until it succeeds, so a service can come
+    up (and answer 503) while the broker is down; :attr:`started` says when records can be sent.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "rapport",
+        request_timeout_s: float = 10.0,
+        linger_ms: int = 2,
+        retry_every_s: float = 1.0,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._request_timeout_ms = int(request_timeout_s * 1000)
+        self._linger_ms = linger_ms
+        self._retry_every_s = retry_every_s
+        self._producer: Any = None
+        self._starter: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        """True once the producer is connected and accepts records."""
+        return self._producer is not None
+
+    def config(self) -> dict[str, Any]:
+        """The ``AIOKafkaProducer`` settings (idempotent, ``acks=all``, bounded request time)."""
+        return {
+            "bootstrap_servers": self._bootstrap.split(","),
+            "client_id": self._client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self._linger_ms,
+            "request_timeout_ms": self._request_timeout_ms,
+        }
+
+    async def start(self) -> None:
+        """Begin connecting in the background (retrying every ``retry_every_s``)."""
+        if self._starter is None:
+            self._starter = asyncio.create_task(self._connect(), name="producer-connect")
+
+    async def wait_started(self, timeout_s: float) -> bool:
+        """Wait (bounded) until the producer is connected; returns :attr:`started`."""
+        if self._starter is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._starter), timeout_s)
+        return self.started
+
+    async def _connect(self) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        attempt = 0
+        while True:
+            attempt += 1
+            producer = AIOKafkaProducer(**self.config())
+            try:
+                await producer.start()
+            except Exception as exc:  # broker unreachable: keep trying, the service stays not-ready
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if attempt == 1 or attempt % 30 == 0:
+                    log.warning(
+                        "producer cannot connect yet",
+                        extra={"error_type": type(exc).__name__, "attempt": attempt},
+                    )
+                await asyncio.sleep(self._retry_every_s)
+                continue
+            self._producer = producer
+            log.info("producer connected", extra={"attempt": attempt})
+            return
+
+    async def enqueue(
+        self, topic: str, key: bytes | None, value: bytes, timeout_s: float
+    ) -> asyncio.Future[Any]:
+        """Hand one record to the producer within ``timeout_s``; returns the future of its broker
+        acknowledgement (resolving to :class:`Delivered`). Raises :class:`ProduceUnavailable` when
+        the record could not be handed over: then it will never be sent."""
+        producer = self._producer
+        if producer is None:
+            raise ProduceUnavailable("producer not connected")
+        try:
+            # Cancelling send() before it returns drops the record (aiokafka's contract), so a
+            # timeout here means "not sent".
+            future = await asyncio.wait_for(producer.send(topic, value=value, key=key), timeout_s)
+        except TimeoutError:
+            raise ProduceUnavailable("timed out handing the record to the producer") from None
+        except Exception as exc:
+            raise ProduceUnavailable(type(exc).__name__) from None
+        return asyncio.ensure_future(_delivered(future))
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush what is buffered (bounded) and close."""
+        if self._starter is not None and not self._starter.done():
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), timeout_s)
+            except TimeoutError:
+                log.warning("producer did not flush in time", extra={"elapsed_s": timeout_s})
+
+
+async def _delivered(future: Any) -> Delivered:
+    metadata = await future
+    return Delivered(metadata.topic, metadata.partition, metadata.offset)
