@@ -1,0 +1,160 @@
+"""Intake: produce accepted events once, answer 202 only after the broker acknowledged them.
+
+Per event id (per clinic) at most one delivery is in flight. A request waits for its deliveries up to
+a deadline and answers 503 when they are not acknowledged by then; the delivery goes on, and when
+it succeeds it is written to the ledger, so a retry of the same event joins the running delivery
+or is answered from the ledger — it is never sent a second time by this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.gateway.handlers import fingerprint, request_fingerprint
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.store import GatewayStore
+from shared.contracts.events import SessionCompleted
+from shared.runtime.producer import AsyncProducer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated event and, for FHIR intake, where its scores should point back to."""
+
+    event: SessionCompleted
+    encounter: str | None = None
+    derived_from: dict[str, Any] | None = None
+
+
+class Conflict(Exception):
+    """The event id or ``Idempotency-Key`` was already used for different content (422)."""
+
+
+class Unavailable(Exception):
+    """Not every event was acknowledged by the broker within the deadline (503)."""
+
+
+class Intake:
+    """Submits validated events for one clinic; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        producer: AsyncProducer,
+        store: GatewayStore,
+        topic: str,
+        metrics: GatewayMetrics,
+        ack_timeout_s: float,
+        max_pending: int,
+    ) -> None:
+        self.producer = producer
+        self.store = store
+        self.topic = topic
+        self.metrics = metrics
+        self.ack_timeout_s = ack_timeout_s
+        self.max_pending = max_pending
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Deliveries handed to the producer and not finished."""
+        return len(self._inflight)
+
+    async def submit(
+        self, clinic_id: str, route: str, prepared: Sequence[Prepared], idempotency_key: str | None
+    ) -> bool:
+        """Make every event of one request durable on the topic, once.
+
+        Returns True when the request was answered before (a replay). Raises :class:`Conflict` or
+        :class:`Unavailable`."""
+        prints = [fingerprint(p.event) for p in prepared]
+        whole = request_fingerprint(route, prints)
+        if idempotency_key is not None:
+            seen = self.store.idempotency_key(clinic_id, idempotency_key)
+            if seen is not None:
+                if seen != whole:
+                    raise Conflict("this Idempotency-Key was used for a different request")
+                self.metrics.events.labels("replayed").inc(len(prepared))
+                return True
+        waits: list[asyncio.Task[None]] = []
+        replayed = 0
+        for item, print_ in zip(prepared, prints, strict=True):
+            event_id = str(item.event.id)
+            row = self.store.produced(clinic_id, event_id)
+            if row is not None:
+                if row.fingerprint != print_:
+                    raise Conflict("this event id was already accepted with different content")
+                replayed += 1
+                continue
+            running = self._inflight.get((clinic_id, event_id))
+            if running is not None:
+                if running[0] != print_:
+                    raise Conflict("this event id is being accepted with different content")
+                waits.append(running[1])
+                continue
+            if len(self._inflight) >= self.max_pending:
+                raise Unavailable("too many deliveries awaiting the broker")
+            waits.append(self._start(clinic_id, event_id, print_, item))
+        if waits:
+            _, not_done = await asyncio.wait(waits, timeout=self.ack_timeout_s)
+            failed = [t for t in waits if t.done() and (t.cancelled() or t.exception() is not None)]
+            if not_done or failed:
+                self.metrics.events.labels("failed").inc(len(not_done) + len(failed))
+                raise Unavailable("the broker did not acknowledge in time")
+        if idempotency_key is not None:
+            self.store.record_idempotency_key(clinic_id, idempotency_key, whole)
+        if replayed:
+            self.metrics.events.labels("replayed").inc(replayed)
+        return replayed == len(prepared)
+
+    def _start(self, clinic_id: str, event_id: str, print_: str, item: Prepared) -> asyncio.Task[None]:
+        key = (clinic_id, event_id)
+        task = asyncio.create_task(self._deliver(clinic_id, event_id, print_, item))
+        self._inflight[key] = (print_, task)
+        self.metrics.pending.set(len(self._inflight))
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._inflight.pop(key, None)
+            self.metrics.pending.set(len(self._inflight))
+            if not t.cancelled() and t.exception() is not None:  # retrieve it: the requests have their answer
+                log.warning("delivery failed", extra={"error_type": type(t.exception()).__name__})
+
+        task.add_done_callback(finished)
+        return task
+
+    async def _deliver(self, clinic_id: str, event_id: str, print_: str, item: Prepared) -> None:
+        event = item.event
+        started = time.perf_counter()
+        ack = await self.producer.enqueue(
+            self.topic,
+            event.data.client_id.encode(),
+            event.model_dump_json().encode(),
+            timeout_s=self.ack_timeout_s,
+        )
+        delivered = await ack
+        self.metrics.ack_seconds.observe(time.perf_counter() - started)
+        self.store.record_produced(
+            clinic_id,
+            event_id,
+            print_,
+            delivered.partition,
+            delivered.offset,
+            encounter=item.encounter,
+            derived_from=item.derived_from,
+        )
+        self.metrics.events.labels("produced").inc()
+
+    async def close(self, timeout_s: float) -> None:
+        """Wait (bounded) for deliveries still in flight, so their ledger rows are written."""
+        tasks = [t for _, t in self._inflight.values()]
+        if tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(tasks, timeout=timeout_s)
