@@ -66,6 +66,7 @@ class ScoresFollower:
     async def _follow(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
+        partitions = await self._partitions()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers.split(","),
             client_id=f"{self.client_id}-scores",
@@ -76,13 +77,7 @@ class ScoresFollower:
         )
         await consumer.start()
         try:
-            partitions: set[int] | None = None
-            while not partitions:
-                await consumer.topics()  # refreshes the cluster metadata
-                partitions = consumer.partitions_for_topic(self.topic)
-                if not partitions:
-                    await asyncio.sleep(1.0)
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
             stored = self.store.offsets(self.topic)
             for tp in tps:
@@ -98,6 +93,26 @@ class ScoresFollower:
         finally:
             self.following = False
             await consumer.stop()
+
+    async def _partitions(self) -> list[int]:
+        """The topic's partitions (waits while the topic does not exist yet)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers.split(","), client_id=f"{self.client_id}-scores"
+        )
+        await admin.start()
+        try:
+            while True:
+                described = await admin.describe_topics([self.topic])
+                found = [
+                    p["partition"] for d in described if d.get("error_code") == 0 for p in d["partitions"]
+                ]
+                if found:
+                    return sorted(found)
+                await asyncio.sleep(2.0)
+        finally:
+            await admin.close()
 
     def _store(self, batch: dict[Any, list[Any]]) -> None:
         scores: list[SurveyScored] = []
