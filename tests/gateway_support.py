@@ -178,3 +178,22 @@ def validate_fhir(node_modules: Path, resources: Sequence[dict[str, Any]]) -> li
     )
     results: list[dict[str, Any]] = json.loads(out.stdout)
     return results
+
+
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP request to a service on loopback: (status, headers, body); never raises on 4xx/5xx."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - loopback test server
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()

@@ -44,6 +44,8 @@ def add_health_routes(app: Any, registry: CollectorRegistry, readiness: Readines
 def run_http(app: Any, *, host: str, port: int, log_level: str = "INFO", graceful_s: float = 15.0) -> None:
     """Serve an ASGI app with uvicorn (uvloop, httptools) and JSON logs until SIGTERM/SIGINT, then
     finish in-flight requests (bounded by ``graceful_s``) and run the app's shutdown."""
+    import signal
+
     import uvicorn
 
     from shared.runtime.logs import logging_config
@@ -61,4 +63,8 @@ def run_http(app: Any, *, host: str, port: int, log_level: str = "INFO", gracefu
         timeout_graceful_shutdown=int(graceful_s),
         server_header=False,
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; under the default SIGTERM
+    # handler that kills the process (exit -15) after a clean stop. The stop is done by then: let
+    # the process exit 0, like the Faust workers do.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.Server(config).run()
