@@ -187,13 +187,13 @@ def http(
     headers: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request to a service on loopback: (status, headers, body); never raises on 4xx/5xx."""
+    """One HTTP request to a service on loopback: (status, lower-cased headers, body); never raises on 4xx/5xx."""
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:  # noqa: S310 - loopback test server
-            return r.status, dict(r.headers), r.read()
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()

@@ -50,6 +50,9 @@ def run_http(app: Any, *, host: str, port: int, log_level: str = "INFO", gracefu
 
     from shared.runtime.logs import logging_config
 
+    log_config = logging_config(log_level)
+    log_config["filters"] = {"repeats": {"()": "shared.runtime.logs.RepeatFilter"}}
+    log_config["handlers"]["stderr"]["filters"] = ["repeats"]
     config = uvicorn.Config(
         app,
         host=host,
@@ -58,7 +61,7 @@ def run_http(app: Any, *, host: str, port: int, log_level: str = "INFO", gracefu
         http="httptools",
         lifespan="on",
         access_log=False,
-        log_config=logging_config(log_level),
+        log_config=log_config,
         log_level=log_level.lower(),
         timeout_graceful_shutdown=int(graceful_s),
         server_header=False,

@@ -5,6 +5,12 @@ it, and the producer's own retries never duplicate it. :meth:`AsyncProducer.enqu
 to the producer within a deadline and returns the future of its acknowledgement; the caller decides
 how long to wait for it. aiokafka retries an idempotent batch until it is delivered, so a future
 that outlives a caller's deadline may still succeed later: callers keep it rather than send again.
+
+A delivery that fails for good (a batch expired while the partition had no leader, an
+out-of-order sequence after a broker restart…) leaves an idempotent producer's sequence numbers
+broken: every later record to that partition would fail too. So a failed delivery replaces the
+producer with a new one (a new producer id); until it is connected, :meth:`AsyncProducer.enqueue`
+refuses records and callers answer "unavailable".
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ class AsyncProducer:
         self._linger_ms = linger_ms
         self._retry_every_s = retry_every_s
         self._producer: Any = None
-        self._starter: asyncio.Task[None] | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def started(self) -> bool:
@@ -73,15 +80,29 @@ class AsyncProducer:
 
     async def start(self) -> None:
         """Begin connecting in the background (retrying every ``retry_every_s``)."""
-        if self._starter is None:
-            self._starter = asyncio.create_task(self._connect(), name="producer-connect")
+        if self._connector is None:
+            self._connector = asyncio.create_task(self._connect(), name="producer-connect")
 
     async def wait_started(self, timeout_s: float) -> bool:
         """Wait (bounded) until the producer is connected; returns :attr:`started`."""
-        if self._starter is not None:
+        if self._connector is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._starter), timeout_s)
+                await asyncio.wait_for(asyncio.shield(self._connector), timeout_s)
         return self.started
+
+    async def _replace(self, broken: Any) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(broken.stop(), self._request_timeout_ms / 1000)
+        if not self._stopping:
+            await self._connect()
+
+    def _discard(self, producer: Any, exc: BaseException) -> None:
+        """Replace ``producer`` after a failed delivery (once, if it is still the current one)."""
+        if self._producer is not producer or self._stopping:
+            return
+        self._producer = None
+        log.warning("delivery failed; replacing the producer", extra={"error_type": type(exc).__name__})
+        self._connector = asyncio.create_task(self._replace(producer), name="producer-replace")
 
     async def _connect(self) -> None:
         from aiokafka import AIOKafkaProducer
@@ -123,22 +144,26 @@ class AsyncProducer:
             raise ProduceUnavailable("timed out handing the record to the producer") from None
         except Exception as exc:
             raise ProduceUnavailable(type(exc).__name__) from None
-        return asyncio.ensure_future(_delivered(future))
+        return asyncio.ensure_future(self._delivered(future, producer))
+
+    async def _delivered(self, future: Any, producer: Any) -> Delivered:
+        try:
+            metadata = await future
+        except Exception as exc:
+            self._discard(producer, exc)
+            raise
+        return Delivered(metadata.topic, metadata.partition, metadata.offset)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Flush what is buffered (bounded) and close."""
-        if self._starter is not None and not self._starter.done():
-            self._starter.cancel()
+        self._stopping = True
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._starter
+                await self._connector
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), timeout_s)
             except TimeoutError:
                 log.warning("producer did not flush in time", extra={"elapsed_s": timeout_s})
-
-
-async def _delivered(future: Any) -> Delivered:
-    metadata = await future
-    return Delivered(metadata.topic, metadata.partition, metadata.offset)
