@@ -187,7 +187,7 @@ def http(
     headers: dict[str, str] | None = None,
     timeout: float = 30.0,
 ) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP request to a service on loopback: (status, lower-cased headers, body); never raises on 4xx/5xx."""
+    """One HTTP request to a loopback service: (status, lower-cased headers, body); 4xx/5xx too."""
     import urllib.error
     import urllib.request
 

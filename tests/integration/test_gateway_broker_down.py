@@ -133,5 +133,5 @@ def test_broker_stopped_mid_stream_gives_503_and_no_false_202(own_broker: OwnBro
     assert set(ids) == set(answers), "every event is on the topic after its retries"
     assert max(ids.values()) == 1, "each event produced once, retries and all"
     print(
-        f"broker-down run: {statuses[202]} answered 202, {statuses[503]} answered 503, {len(ids)} on the topic"
+        f"broker-down run: {statuses[202]} answered 202, {statuses[503]} answered 503, {len(ids)} on topic"
     )
