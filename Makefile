@@ -65,6 +65,7 @@ bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measu
 	$(BIN)/python -m bench.bench_backtest
 	$(BIN)/python -m bench.cohort_report
 	$(BIN)/python -m bench.bench_pipeline
+	$(BIN)/python -m bench.bench_gateway
 
 demo: setup kafka-up ## Broker, topics, every service and the simulator; prints scores and signals as they arrive
 	$(BIN)/python deploy/demo.py

@@ -20,14 +20,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import FastAPI, Request, Security
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -175,6 +174,7 @@ def _fhir_responses(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]
 
 def _request_body(schema: dict[str, Any], *media_types: str) -> dict[str, Any]:
     return {
+        **_SECURED,
         "requestBody": {"required": True, "content": {m: {"schema": schema} for m in media_types}},
         "parameters": [
             {
@@ -205,22 +205,28 @@ class Runtime:
         self.monotonic = monotonic
 
 
-_bearer = HTTPBearer(auto_error=False, description="A clinic's API key, created with `rapport keys create`.")
+#: The OpenAPI security scheme of every route (checked by :func:`authorise`, not by a FastAPI
+#: dependency: the dependency machinery costs more per request than the check itself).
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A clinic's API key (`rapport keys create`).",
+}
+_SECURED = {"security": [{"apiKey": []}]}
 
 
-def authorise(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-) -> Principal:
+def authorise(request: Request) -> Principal:
     """The caller of a request: an active key (else 401) within its rate limit (else 429)."""
     runtime: Runtime = request.app.state.runtime
-    if credentials is None:
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
         raise ApiError(
             401,
             "unauthorized",
             "missing API key: send Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = runtime.keys.verify(credentials.credentials)
+    principal = runtime.keys.verify(presented.strip())
     if principal is None:
         raise ApiError(
             401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -234,9 +240,6 @@ def authorise(
             headers={"Retry-After": str(max(1, int(wait + 0.999)))},
         )
     return principal
-
-
-Caller = Annotated[Principal, Security(authorise)]
 
 
 def create_app(
@@ -296,6 +299,7 @@ def create_app(
             if runtime.follower is not None:
                 await runtime.follower.stop()
             await runtime.producer.stop()
+            runtime.store.flush()
             conn.close()
             log.info("gateway stopped", extra={"service": "gateway"})
 
@@ -413,7 +417,8 @@ def create_app(
         summary="Submit a completed session (Rapport's SessionCompleted event)",
         tags=["intake"],
     )
-    async def post_session(request: Request, principal: Caller) -> JSONResponse:
+    async def post_session(request: Request) -> JSONResponse:
+        principal = authorise(request)
         body = await read_body(request)
         key = idempotency_key(request)
         try:
@@ -445,7 +450,8 @@ def create_app(
         summary="Submit one FHIR R4 QuestionnaireResponse",
         tags=["fhir"],
     )
-    async def post_questionnaire_response(request: Request, principal: Caller) -> FhirResponse:
+    async def post_questionnaire_response(request: Request) -> FhirResponse:
+        principal = authorise(request)
         body = await read_body(request)
         key = idempotency_key(request)
         try:
@@ -472,7 +478,8 @@ def create_app(
         summary="Submit a FHIR R4 transaction Bundle of QuestionnaireResponses (all or nothing)",
         tags=["fhir"],
     )
-    async def post_bundle(request: Request, principal: Caller) -> FhirResponse:
+    async def post_bundle(request: Request) -> FhirResponse:
+        principal = authorise(request)
         body = await read_body(request)
         key = idempotency_key(request)
         try:
@@ -508,6 +515,7 @@ def create_app(
             ),
         },
         openapi_extra={
+            **_SECURED,
             "parameters": [
                 {
                     "name": "subject",
@@ -523,12 +531,13 @@ def create_app(
                     "schema": {"type": "string"},
                     "description": "Encounter/<id>: only that session's scores.",
                 },
-            ]
+            ],
         },
         summary="Search the scores of a client (and encounter) as FHIR R4 Observations",
         tags=["fhir"],
     )
-    async def search_observations(request: Request, principal: Caller) -> FhirResponse:
+    async def search_observations(request: Request) -> FhirResponse:
+        principal = authorise(request)
         subject = _search_id(request.query_params.get("subject"), "Patient")
         if subject is None:
             raise ApiError(
@@ -561,6 +570,7 @@ def create_app(
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(event_schema.pop("$defs", {}))
         components["SessionCompleted"] = event_schema
+        schema["components"]["securitySchemes"] = {"apiKey": SECURITY_SCHEME}
         app.openapi_schema = jsonable_encoder(schema)
         return app.openapi_schema
 

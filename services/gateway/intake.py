@@ -1,9 +1,10 @@
 """Intake: produce accepted events once, answer 202 only after the broker acknowledged them.
 
 Per event id (per clinic) at most one delivery is in flight. A request waits for its deliveries up to
-a deadline and answers 503 when they are not acknowledged by then; the delivery goes on, and when
-it succeeds it is written to the ledger, so a retry of the same event joins the running delivery
-or is answered from the ledger — it is never sent a second time by this process.
+a deadline and answers 503 when they are not acknowledged by then; the delivery goes on (the
+idempotent producer retries it), and when it succeeds it is written to the ledger, so a retry of the
+same event joins the running delivery or is answered from the ledger — it is never sent a second
+time by this process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from services.gateway.handlers import fingerprint, request_fingerprint
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.store import GatewayStore
 from shared.contracts.events import SessionCompleted
-from shared.runtime.producer import AsyncProducer
+from shared.runtime.producer import AsyncProducer, ProduceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Intake:
         self.metrics = metrics
         self.ack_timeout_s = ack_timeout_s
         self.max_pending = max_pending
-        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Task[None]]] = {}
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[Any]]] = {}
 
     @property
     def pending(self) -> int:
@@ -75,7 +76,10 @@ class Intake:
 
         Returns True when the request was answered before (a replay). Raises :class:`Conflict` or
         :class:`Unavailable`."""
-        prints = [fingerprint(p.event) for p in prepared]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_timeout_s
+        wires = [p.event.model_dump_json().encode() for p in prepared]
+        prints = [fingerprint(wire) for wire in wires]
         whole = request_fingerprint(route, prints)
         if idempotency_key is not None:
             seen = self.store.idempotency_key(clinic_id, idempotency_key)
@@ -84,9 +88,9 @@ class Intake:
                     raise Conflict("this Idempotency-Key was used for a different request")
                 self.metrics.events.labels("replayed").inc(len(prepared))
                 return True
-        waits: list[asyncio.Task[None]] = []
+        waits: list[asyncio.Future[Any]] = []
         replayed = 0
-        for item, print_ in zip(prepared, prints, strict=True):
+        for item, wire, print_ in zip(prepared, wires, prints, strict=True):
             event_id = str(item.event.id)
             row = self.store.produced(clinic_id, event_id)
             if row is not None:
@@ -102,10 +106,18 @@ class Intake:
                 continue
             if len(self._inflight) >= self.max_pending:
                 raise Unavailable("too many deliveries awaiting the broker")
-            waits.append(self._start(clinic_id, event_id, print_, item))
+            try:
+                ack = await self.producer.enqueue(
+                    self.topic, item.event.data.client_id.encode(), wire, max(0.001, deadline - loop.time())
+                )
+            except ProduceUnavailable:
+                self.metrics.events.labels("failed").inc()
+                raise Unavailable("the producer could not take the event") from None
+            self._track(clinic_id, event_id, print_, item, ack)
+            waits.append(ack)
         if waits:
-            _, not_done = await asyncio.wait(waits, timeout=self.ack_timeout_s)
-            failed = [t for t in waits if t.done() and (t.cancelled() or t.exception() is not None)]
+            _, not_done = await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()))
+            failed = [f for f in waits if f.done() and (f.cancelled() or f.exception() is not None)]
             if not_done or failed:
                 self.metrics.events.labels("failed").inc(len(not_done) + len(failed))
                 raise Unavailable("the broker did not acknowledge in time")
@@ -115,46 +127,43 @@ class Intake:
             self.metrics.events.labels("replayed").inc(replayed)
         return replayed == len(prepared)
 
-    def _start(self, clinic_id: str, event_id: str, print_: str, item: Prepared) -> asyncio.Task[None]:
-        key = (clinic_id, event_id)
-        task = asyncio.create_task(self._deliver(clinic_id, event_id, print_, item))
-        self._inflight[key] = (print_, task)
-        self.metrics.pending.set(len(self._inflight))
+    def _track(
+        self, clinic_id: str, event_id: str, print_: str, item: Prepared, ack: asyncio.Future[Any]
+    ) -> None:
+        """Keep the delivery findable by event id until the broker answers; then write the ledger.
 
-        def finished(t: asyncio.Task[None]) -> None:
+        The callback is registered before any request awaits ``ack``, so it runs first: when a
+        request sees the acknowledgement, the ledger row is already written."""
+        key = (clinic_id, event_id)
+        self._inflight[key] = (print_, ack)
+        self.metrics.pending.set(len(self._inflight))
+        started = time.perf_counter()
+
+        def acked(f: asyncio.Future[Any]) -> None:
             self._inflight.pop(key, None)
             self.metrics.pending.set(len(self._inflight))
-            if not t.cancelled() and t.exception() is not None:  # retrieve it: the requests have their answer
-                log.warning("delivery failed", extra={"error_type": type(t.exception()).__name__})
+            if f.cancelled() or f.exception() is not None:
+                error = "CancelledError" if f.cancelled() else type(f.exception()).__name__
+                log.warning("delivery failed", extra={"error_type": error})
+                return
+            delivered = f.result()  # topic, partition and offset of the stored record
+            self.metrics.ack_seconds.observe(time.perf_counter() - started)
+            self.store.record_produced(
+                clinic_id,
+                event_id,
+                print_,
+                delivered.partition,
+                delivered.offset,
+                encounter=item.encounter,
+                derived_from=item.derived_from,
+            )
+            self.metrics.events.labels("produced").inc()
 
-        task.add_done_callback(finished)
-        return task
-
-    async def _deliver(self, clinic_id: str, event_id: str, print_: str, item: Prepared) -> None:
-        event = item.event
-        started = time.perf_counter()
-        ack = await self.producer.enqueue(
-            self.topic,
-            event.data.client_id.encode(),
-            event.model_dump_json().encode(),
-            timeout_s=self.ack_timeout_s,
-        )
-        delivered = await ack
-        self.metrics.ack_seconds.observe(time.perf_counter() - started)
-        self.store.record_produced(
-            clinic_id,
-            event_id,
-            print_,
-            delivered.partition,
-            delivered.offset,
-            encounter=item.encounter,
-            derived_from=item.derived_from,
-        )
-        self.metrics.events.labels("produced").inc()
+        ack.add_done_callback(acked)
 
     async def close(self, timeout_s: float) -> None:
         """Wait (bounded) for deliveries still in flight, so their ledger rows are written."""
-        tasks = [t for _, t in self._inflight.values()]
-        if tasks:
+        acks = [f for _, f in self._inflight.values()]
+        if acks:
             with contextlib.suppress(Exception):
-                await asyncio.wait(tasks, timeout=timeout_s)
+                await asyncio.wait(acks, timeout=timeout_s)

@@ -29,7 +29,8 @@ class GatewaySettings(BaseSettings):
     """``Retry-After`` of a 503."""
     request_timeout_s: float = Field(default=10.0, gt=0)
     """The producer's request timeout (metadata, broker requests)."""
-    linger_ms: int = Field(default=2, ge=0)
+    linger_ms: int = Field(default=0, ge=0)
+    """Producer linger; 0: concurrent requests batch by themselves while a request is in flight."""
     max_pending: int = Field(default=10_000, ge=1)
     """Most deliveries awaiting a broker acknowledgement; beyond it requests get 503 at once."""
     rate_per_s: float = Field(default=50.0, gt=0)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -57,10 +58,18 @@ class StoredScore:
 
 
 class GatewayStore:
-    """The ledger and the read model on one SQLite connection (the event loop's thread only)."""
+    """The ledger and the read model on one SQLite connection (the event loop's thread only).
+
+    Ledger rows of acknowledged events are committed in groups: :meth:`record_produced` queues the
+    row and commits every queued row in one transaction at the end of the current event-loop
+    iteration (the broker acknowledges a whole batch at once, so its rows share one commit). A
+    queued row already answers :meth:`produced`.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._queued: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._flush_scheduled = False
         for statement in _SCHEMA:
             conn.execute(statement)
 
@@ -68,6 +77,9 @@ class GatewayStore:
 
     def produced(self, clinic_id: str, event_id: str) -> ProducedRow | None:
         """The ledger row of an acknowledged event, or ``None``."""
+        queued = self._queued.get((clinic_id, event_id))
+        if queued is not None:
+            return ProducedRow(queued[2], queued[5], queued[6])
         row = self._conn.execute(
             "SELECT fingerprint, topic_partition, topic_offset FROM produced"
             " WHERE clinic_id = ? AND event_id = ?",
@@ -85,21 +97,37 @@ class GatewayStore:
         encounter: str | None = None,
         derived_from: dict[str, Any] | None = None,
     ) -> None:
-        """Remember an event the broker acknowledged."""
-        self._conn.execute(
-            "INSERT OR IGNORE INTO produced (clinic_id, event_id, fingerprint, encounter, derived_from,"
-            " topic_partition, topic_offset, produced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                clinic_id,
-                event_id,
-                fingerprint,
-                encounter,
-                json.dumps(derived_from) if derived_from is not None else None,
-                partition,
-                offset,
-                _now(),
-            ),
+        """Remember an event the broker acknowledged (committed with its group, see the class)."""
+        self._queued[(clinic_id, event_id)] = (
+            clinic_id,
+            event_id,
+            fingerprint,
+            encounter,
+            json.dumps(derived_from) if derived_from is not None else None,
+            partition,
+            offset,
+            _now(),
         )
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (tools, tests): commit now
+                self.flush()
+
+    def flush(self) -> None:
+        """Commit every queued ledger row in one transaction."""
+        self._flush_scheduled = False
+        if not self._queued:
+            return
+        rows = list(self._queued.values())
+        with _transaction(self._conn):
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO produced (clinic_id, event_id, fingerprint, encounter, derived_from,"
+                " topic_partition, topic_offset, produced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._queued.clear()
 
     def idempotency_key(self, clinic_id: str, key: str) -> str | None:
         """The fingerprint of the request an ``Idempotency-Key`` answered, or ``None``."""

@@ -132,6 +132,4 @@ def test_broker_stopped_mid_stream_gives_503_and_no_false_202(own_broker: OwnBro
     assert accepted_first_time <= set(ids), "a 202 was answered for an event that is not on the topic"
     assert set(ids) == set(answers), "every event is on the topic after its retries"
     assert max(ids.values()) == 1, "each event produced once, retries and all"
-    print(
-        f"broker-down run: {statuses[202]} answered 202, {statuses[503]} answered 503, {len(ids)} on topic"
-    )
+    print(f"broker-down run: {statuses[202]} answered 202, {statuses[503]} answered 503, {len(ids)} on topic")

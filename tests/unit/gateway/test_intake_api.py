@@ -281,6 +281,7 @@ def test_openapi_and_docs_are_published(gateway: Gateway) -> None:
     spec = gateway.client.get("/openapi.json").json()
     assert {"/v1/sessions", "/fhir/QuestionnaireResponse", "/fhir", "/fhir/Observation"} <= set(spec["paths"])
     assert "SessionCompleted" in spec["components"]["schemas"]
-    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert all(op["security"] == [{"apiKey": []}] for path in spec["paths"].values() for op in path.values())
     assert gateway.client.get("/docs").status_code == 200
     assert gateway.client.get("/readyz").json()["status"] == "ready"
