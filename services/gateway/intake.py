@@ -88,7 +88,9 @@ class Intake:
                     raise Conflict("this Idempotency-Key was used for a different request")
                 self.metrics.events.labels("replayed").inc(len(prepared))
                 return True
+        # Decide for every event first, so a conflict anywhere in the request produces nothing.
         waits: list[asyncio.Future[Any]] = []
+        new: list[tuple[Prepared, bytes, str]] = []
         replayed = 0
         for item, wire, print_ in zip(prepared, wires, prints, strict=True):
             event_id = str(item.event.id)
@@ -104,8 +106,10 @@ class Intake:
                     raise Conflict("this event id is being accepted with different content")
                 waits.append(running[1])
                 continue
-            if len(self._inflight) >= self.max_pending:
-                raise Unavailable("too many deliveries awaiting the broker")
+            new.append((item, wire, print_))
+        if len(self._inflight) + len(new) > self.max_pending:
+            raise Unavailable("too many deliveries awaiting the broker")
+        for item, wire, print_ in new:
             try:
                 ack = await self.producer.enqueue(
                     self.topic, item.event.data.client_id.encode(), wire, max(0.001, deadline - loop.time())
@@ -113,7 +117,7 @@ class Intake:
             except ProduceUnavailable:
                 self.metrics.events.labels("failed").inc()
                 raise Unavailable("the producer could not take the event") from None
-            self._track(clinic_id, event_id, print_, item, ack)
+            self._track(clinic_id, str(item.event.id), print_, item, ack)
             waits.append(ack)
         if waits:
             _, not_done = await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()))

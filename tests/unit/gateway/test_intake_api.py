@@ -285,3 +285,19 @@ def test_openapi_and_docs_are_published(gateway: Gateway) -> None:
     assert all(op["security"] == [{"apiKey": []}] for path in spec["paths"].values() for op in path.values())
     assert gateway.client.get("/docs").status_code == 200
     assert gateway.client.get("/readyz").json()["status"] == "ready"
+
+
+def test_a_conflict_anywhere_in_a_bundle_produces_nothing(gateway: Gateway) -> None:
+    key = gateway.keys["clinic-01"]
+    first = phq9_response(resource_id="a", encounter="e-a")
+    assert (
+        gateway.client.post(
+            "/fhir/QuestionnaireResponse", content=json.dumps(first), headers=auth(key)
+        ).status_code
+        == 202
+    )
+    changed = phq9_response(resource_id="a", encounter="e-a", answers=(3, 3, 3, 3, 3, 3, 3, 3, 3))
+    bundle = transaction(phq9_response(resource_id="b", encounter="e-b"), changed)
+    r = gateway.client.post("/fhir", content=json.dumps(bundle), headers=auth(key))
+    assert r.status_code == 422 and r.json()["issue"][0]["code"] == "conflict"
+    assert len(gateway.producer.sent) == 1, "the valid entry before the conflict was not produced"
