@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from shared.runtime.http import run_http

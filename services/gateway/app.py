@@ -63,6 +63,8 @@ _FHIR_CODES: dict[int, IssueCode] = {
     503: "transient",
 }
 _NOT_COUNTED = frozenset({"/metrics", "/healthz", "/readyz"})
+#: How long a key check is remembered: a revoked key stops working within this time.
+KEY_CACHE_S = 1.0
 
 
 class FhirResponse(JSONResponse):
@@ -203,6 +205,20 @@ class Runtime:
     def __init__(self, limiter: handlers.RateLimiter, monotonic: Callable[[], float]) -> None:
         self.limiter = limiter
         self.monotonic = monotonic
+        self._verified: dict[str, tuple[float, Principal | None]] = {}
+
+    def verify(self, presented: str) -> Principal | None:
+        """:meth:`ApiKeyStore.verify`, remembered for :data:`KEY_CACHE_S` (a revocation takes effect
+        within that time; an unknown key is looked up again after it too)."""
+        now = self.monotonic()
+        cached = self._verified.get(presented)
+        if cached is not None and now - cached[0] < KEY_CACHE_S:
+            return cached[1]
+        principal = self.keys.verify(presented)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[presented] = (now, principal)
+        return principal
 
 
 #: The OpenAPI security scheme of every route (checked by :func:`authorise`, not by a FastAPI
@@ -226,7 +242,7 @@ def authorise(request: Request) -> Principal:
             "missing API key: send Authorization: Bearer <key>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = runtime.keys.verify(presented.strip())
+    principal = runtime.verify(presented.strip())
     if principal is None:
         raise ApiError(
             401, "unauthorized", "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
@@ -595,6 +611,7 @@ class _MetricsMiddleware:
     def __init__(self, app: Any, metrics: GatewayMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # labels() costs more than inc()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -614,5 +631,11 @@ class _MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             if route not in _NOT_COUNTED:
-                self.metrics.requests.labels(route, str(status)).inc()
-                self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+                children = self._children.get((route, status))
+                if children is None:
+                    children = self._children[(route, status)] = (
+                        self.metrics.requests.labels(route, str(status)),
+                        self.metrics.request_seconds.labels(route),
+                    )
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
