@@ -140,11 +140,8 @@ def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[Numbered]:
         try:
             yield n, SessionLine.model_validate(record)
         except ValidationError as exc:
-            yield (
-                n,
-                LineError(
-                    n, "schema_violation", _summary(exc.errors(include_url=False, include_input=False))
-                ),
+            yield n, LineError(
+                n, "schema_violation", _summary(exc.errors(include_url=False, include_input=False))
             )
 
 

@@ -161,7 +161,9 @@ def _risk_note(o: Observation) -> str:
     return f" Risk item {items} unanswered: risk unknown."
 
 
-def unscored_critical_finding(instrument: str, session: int, items: tuple[str, ...], reason: str) -> Finding:
+def unscored_critical_finding(
+    instrument: str, session: int, items: tuple[str, ...], reason: str
+) -> Finding:
     """The ``critical_item`` finding of a survey whose total could not be scored (``reason``) but
     whose risk items were endorsed: same kind, severity and id inputs as a scored one."""
     return Finding(

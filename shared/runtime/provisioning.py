@@ -24,6 +24,8 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
     }
 
 
+
+
 @dataclass(frozen=True)
 class ProvisionResult:
     """What ``apply_topics`` did to one topic."""
