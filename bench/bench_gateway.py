@@ -28,6 +28,7 @@ import asyncio
 import collections
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -250,7 +251,8 @@ def main() -> int:
     from tests.support import ServiceProcess, consume, free_port, namespace, provision, running_service, t
 
     wait_for_broker(BOOTSTRAP, timeout_s=30)
-    work = ROOT / "bench-results" / f"gateway-work-{uuid.uuid4().hex[:6]}"
+    work = ROOT / "bench-results" / "gateway-work"
+    shutil.rmtree(work, ignore_errors=True)  # the last run's logs and SQLite file
     work.mkdir(parents=True, exist_ok=True)
     ns = namespace()
     provision(BOOTSTRAP, ns)
