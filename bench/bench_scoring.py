@@ -6,7 +6,10 @@ models, then times, best of ``--repeat`` runs each:
 (a) parse + validate: ``SessionCompleted.model_validate_json(raw)`` for every event;
 (b) parse + validate + score every survey through the default registry with ``score_responses`` (what
     the scoring service calls: the answers were validated by the contract, so their types are trusted);
-(c) for reference, the same with ``score_survey``, which re-checks every answer's type (any mapping).
+(c) for reference, the same with ``score_survey``, which re-checks every answer's type (any mapping);
+(d) strict decode: ``shared.contracts.decoding.validate_json`` (duplicate keys refused, oversized numbers
+    out of range: what the scoring service and the offline tools decode with since issue 10);
+(e) strict decode + score (what the scoring service's handler runs per record).
 
 Targets: overhead (b / a − 1) ≤ 50 % and ≥ 30,000 scored sessions/s on one core. Prints a table and
 writes ``bench-results/scoring.json``. Exit code 0 always: this reports, it does not gate.
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from shared.contracts.decoding import validate_json
 from shared.contracts.events import SessionCompleted, SessionCompletedData, SurveyResponse, derive_id
 from shared.instruments import ScoreResult, default_registry, score_responses, score_survey
 
@@ -103,6 +107,28 @@ def parse_and_score_checked(raws: list[bytes]) -> int:
     return scored
 
 
+def strict_only(raws: list[bytes]) -> int:
+    """(d) The strict decoder for every event."""
+    count = 0
+    for raw in raws:
+        if isinstance(validate_json(SessionCompleted, raw), SessionCompleted):
+            count += 1
+    return count
+
+
+def strict_and_score(raws: list[bytes]) -> int:
+    """(e) Strict decode, then score every survey; returns the number scored."""
+    registry = default_registry()
+    scored = 0
+    for raw in raws:
+        event = validate_json(SessionCompleted, raw)
+        assert isinstance(event, SessionCompleted)  # noqa: S101 - synthetic events are valid
+        for result in score_responses(registry, event.data.surveys):
+            if type(result) is ScoreResult:
+                scored += 1
+    return scored
+
+
 def best_of(
     fns: Mapping[str, Callable[[list[bytes]], int]], raws: list[bytes], repeat: int
 ) -> dict[str, float]:
@@ -133,9 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     if parse_and_score(raws[:100]) != 300 or parse_and_score_checked(raws[:100]) != 300:
         raise SystemExit("bench_scoring: a synthetic survey did not score; fix the generator or the scorer")
 
-    fns = {"parse": parse_only, "score": parse_and_score, "checked": parse_and_score_checked}
+    fns = {
+        "parse": parse_only,
+        "score": parse_and_score,
+        "checked": parse_and_score_checked,
+        "strict": strict_only,
+        "strict_score": strict_and_score,
+    }
     times = best_of(fns, raws, args.repeat)
     t_parse, t_score, t_checked = times["parse"], times["score"], times["checked"]
+    t_strict, t_strict_score = times["strict"], times["strict_score"]
     n = len(raws)
     overhead = t_score / t_parse - 1
     results = {
@@ -151,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": round(overhead, 4),
         "checked_path_seconds": round(t_checked, 4),
         "checked_path_overhead": round(t_checked / t_parse - 1, 4),
+        "strict_decode_seconds": round(t_strict, 4),
+        "strict_decode_vs_parse": round(t_strict / t_parse, 4),
+        "strict_decode_and_score_events_per_s": round(n / t_strict_score),
         "target_overhead": TARGET_OVERHEAD,
         "target_scored_events_per_s": TARGET_RATE,
         "meets_overhead": overhead <= TARGET_OVERHEAD,
@@ -171,6 +207,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{overhead:.1%}   (target ≤ {TARGET_OVERHEAD:.0%}; c/a − 1: {t_checked / t_parse - 1:.1%})",
         ),
         ("scored sessions/s (b)", f"{n / t_score:,.0f}   (target ≥ {TARGET_RATE:,})"),
+        (
+            "(d) strict decode",
+            f"{t_strict:.3f} s  {round(n / t_strict):>9,} events/s  ({t_strict / t_parse:.2f} x a)",
+        ),
+        (
+            "(e) strict + score",
+            f"{t_strict_score:.3f} s  {round(n / t_strict_score):>9,} events/s  (the service)",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     print(f"bench_scoring — best of {args.repeat}, rounds interleaved")

@@ -47,6 +47,8 @@ class SimulatorSettings(BaseSettings):
     """Comma-separated clinic types, cycled over clinics: pcoms, iapt, core, k10 or e.g. WAI-SR+PHQ-9."""
     invalid_rate: float = Field(default=0.0, ge=0.0, le=0.5)
     id_prefix: str = ""
+    demo_cases: bool = False
+    """Add the designed demo clients (risk, deterioration, repaired and unrepaired rupture)."""
 
     # --- offline output instead of Kafka
     history_out: Path | None = None
@@ -73,6 +75,7 @@ class SimulatorSettings(BaseSettings):
             clinic_types=tuple(t.strip() for t in self.clinic_types.split(",") if t.strip()),
             invalid_rate=self.invalid_rate,
             id_prefix=self.id_prefix,
+            demo_cases=self.demo_cases,
         )
 
     @property

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "keys")
+SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "directory", "dead-letters", "inbox", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,10 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rapport",
         description="Rapport: measurement-based care backend — offline tools and operations.",
+        epilog="`rapport COMMAND --help` documents each command's input, output fields and exit status. "
+        "JSON Lines is the default output (for programs); score and signals also print "
+        "--format table (for a person), coloured only on a terminal and never with NO_COLOR set. "
+        "Exit status 2: a usage error.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"shared.cli.{name}").register(sub)
+        importlib.import_module(f"shared.cli.{name.replace('-', '')}").register(sub)
     return parser
 
 

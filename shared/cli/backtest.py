@@ -23,29 +23,73 @@ from shared.rules.backtest import BacktestReport, History, run_backtest
 ERROR_LINES_SHOWN = 20
 
 
+EPILOG = """\
+input (HISTORY), --input-format:
+  jsonl  one completed session a line, as for `rapport signals`:
+         {"client": "c1", "session": 3, "surveys": [{"instrument": "SRS", "answers": {...}}],
+          "clinic": "k1", "clinician": "t1", "episode": "e1", "time": "2025-01-07T10:00:00Z"}
+  csv    one survey a row; header with client, session, instrument, optionally clinic,
+         clinician, episode, time, and every other column an item id; an empty cell is an
+         unanswered item; every row has exactly one cell per header column
+  Strict rules, the same as the scoring service's: a key or column given twice is refused
+  (duplicate_key), numbers are JSON numbers in ASCII digits, a number too large to represent is
+  out_of_range_answer. Rejected records go to stderr as JSON lines (the first 20, then a count).
+
+rule sets: --ruleset A and --compare B are YAML files merged onto the packaged default rule set
+  (shared/rules/default_ruleset.yaml); each names its own version. examples/ruleset-strict.yaml
+  is a stricter example to compare against.
+
+output (stdout):
+  table (default)  input summary (clients, sessions, surveys, rejected records and surveys), then
+                   one row per (rule, severity): signals fired, clients with at least one, their
+                   share of all clients; A and B side by side with the difference in percentage
+                   points; then clients flagged (>= moderate, critical items excluded) and clients
+                   with a critical item
+  --json           the same as one JSON document: {"input": {...}, "A": {...}, "B": {...},
+                   "difference": {...}}; per rule set: ruleset_version, clients, signals,
+                   flagged_clients, critical_item_signals, rules: [{rule, kind, severity,
+                   signals, clients, share}]
+
+exit status:
+  0  every record and survey was read and scored
+  1  some record or survey was rejected (counted in the report; details on stderr)
+  2  usage error: the history, a rule set or an instrument directory cannot be read
+"""
+
+
 def register(sub: Any) -> None:
     """Add the ``backtest`` subcommand."""
     parser: argparse.ArgumentParser = sub.add_parser(
         "backtest",
-        help="Run a rule set over a history and report how many signals and flagged clients it yields.",
+        help="run a rule set over a history → signals and flagged clients per rule (A vs B)",
+        description="Run the monitor's rules over a whole history (every client's trajectory) and "
+        "report how many signals and flagged clients each rule yields.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("history", type=Path, help="History file: JSON Lines (one session a line) or CSV.")
-    parser.add_argument("--ruleset", type=Path, help="Rule set A (YAML merged onto the default).")
-    parser.add_argument("--compare", type=Path, help="Rule set B, reported beside A.")
+    parser.add_argument("history", type=Path, help="history file: JSON Lines (one session a line) or CSV")
+    parser.add_argument("--ruleset", type=Path, help="rule set A (YAML merged onto the default)")
+    parser.add_argument("--compare", type=Path, help="rule set B, reported beside A")
     parser.add_argument(
+        "--input-format",
         "--format",
+        dest="format",
         choices=("jsonl", "csv"),
-        help="History format (default: from the file name; .csv is CSV, anything else JSON Lines).",
+        help="history format (default: from the file name; .csv is CSV, anything else JSON Lines)",
     )
     parser.add_argument(
         "--instrument-dir",
         type=Path,
         action="append",
         default=[],
-        help="Extra instrument spec directory (repeatable).",
+        help="extra instrument spec directory (repeatable)",
     )
-    parser.add_argument("--json", action="store_true", help="Print the report as JSON instead of a table.")
-    parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr (there is none either when stderr is not a terminal)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -61,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     fmt = args.format or ("csv" if args.history.suffix.lower() == ".csv" else "jsonl")
-    progress = not args.no_progress
+    progress = not args.no_progress and sys.stderr.isatty()
     started = time.perf_counter()
     bar = _bar(total=size, desc="read", unit="B", enabled=progress, scale=True)
     shown = 0

@@ -9,28 +9,55 @@ from typing import Any
 
 from shared.contracts.topics import CATALOGUE, topic_name
 
+EPILOG = """\
+actions:
+  apply  create every topic of the catalogue that is missing and enforce the configs Rapport owns
+         (cleanup policy, retention) on existing ones; partition counts of existing topics are
+         reported, never changed. Safe to run again.
+  list   print the catalogue (no broker needed)
+
+input: none (the catalogue is shared/contracts/topics.py); the broker from --bootstrap-servers.
+
+output (stdout):
+  apply  one line per topic: "<action> <name> (<n> partitions)", action = created, updated or
+         unchanged
+  list   one line per topic: name, key, cleanup policy, retention
+
+exit status:
+  0  done
+  1  the broker could not be reached or refused a change (one line on stderr says why)
+  2  usage error (e.g. --partitions below 1)
+"""
+
 
 def register(sub: Any) -> None:
     """Add the ``topics`` subcommand."""
     parser: argparse.ArgumentParser = sub.add_parser(
-        "topics", help="Create every Rapport topic (idempotent) or list the catalogue."
+        "topics",
+        help="create every Rapport topic (idempotent) or list the catalogue",
+        description="Provision Rapport's topics on a Kafka broker, or list them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", choices=("apply", "list"))
+    parser.add_argument("action", choices=("apply", "list"), help="apply or list (see below)")
     parser.add_argument(
         "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092).",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
+        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
+        "else 127.0.0.1:9092)",
     )
     parser.add_argument(
         "--partitions",
         type=int,
         default=int(os.environ.get("RAPPORT_PARTITIONS", "12")),
-        help="Partitions of each new topic (default: $RAPPORT_PARTITIONS or 12).",
+        help="partitions of each new topic (default: $RAPPORT_PARTITIONS or 12)",
     )
     parser.add_argument(
         "--namespace",
         default=os.environ.get("RAPPORT_TOPIC_NAMESPACE", ""),
-        help="Prefix of every topic name (tests and demos); empty in production.",
+        help="prefix of every topic name (default: $RAPPORT_TOPIC_NAMESPACE; tests and demos); "
+        "empty in production",
     )
     parser.set_defaults(handler=_run)
 

@@ -11,17 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from shared.contracts.decoding import Invalid, validate_json
 from shared.contracts.events import (
     MAX_DEAD_LETTER_VALUE,
     DeadLetter,
     DeadLetterReason,
     derive_id,
-    validation_error_summary,
 )
 
-_UNDECODABLE_ERRORS = frozenset({"json_invalid", "json_type", "invalid_utf8"})
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -35,14 +34,15 @@ class Rejection:
 
 
 def decode(model: type[M], raw: bytes) -> M | Rejection:
-    """Validate ``raw`` JSON as ``model``, or say why not (``undecodable`` / ``schema_violation``)."""
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        undecodable = any(e["type"] in _UNDECODABLE_ERRORS for e in errors)
-        reason: DeadLetterReason = "undecodable" if undecodable else "schema_violation"
-        return Rejection(reason, validation_error_summary(list(errors)))
+    """Validate ``raw`` JSON as ``model`` with the strict decoder, or say why not.
+
+    Reasons: ``undecodable``, ``duplicate_key`` or ``schema_violation`` — the same rules as the
+    offline tools (see :mod:`shared.contracts.decoding`).
+    """
+    decoded = validate_json(model, raw)
+    if isinstance(decoded, Invalid):
+        return Rejection(decoded.reason, decoded.detail)
+    return decoded
 
 
 def build_dead_letter(

@@ -246,8 +246,11 @@ DeadLetterReason = Literal[
     "out_of_range_answer",
     "too_many_missing",
     "processing_error",
+    "delivery_failed",
+    "duplicate_key",
 ]
-"""Fixed vocabulary of why a record could not be processed."""
+"""Fixed vocabulary of why a record could not be processed (``duplicate_key``: a key given twice in
+one JSON object, or a CSV column named twice — "last one wins" would silently pick an answer)."""
 
 
 class DeadLetter(_Model):
@@ -282,6 +285,29 @@ class DeadLetter(_Model):
     clinic_id: str | None = None
 
 
+class DeadLetterReplayed(_Model):
+    """Topic ``rapport.dead-letter-replays.v1`` (compacted, keyed by the dead letter's id): the
+    original record of a dead letter was re-published to its source topic by
+    ``rapport dead-letters replay``. A dead letter with such a record is not replayed again unless
+    asked to (``--again``), and neither is a dead letter *of* a replayed record.
+    """
+
+    id: uuid.UUID
+    """Deterministic: ``derive_id(dead_letter_id, "replayed")``."""
+    type: Literal["rapport.dead-letter.replayed"] = "rapport.dead-letter.replayed"
+    time: AwareDatetime
+    dead_letter_id: uuid.UUID
+    stage: str = Field(max_length=64)
+    reason: DeadLetterReason
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    replayed_topic: str
+    """Where the original record was re-published (its source topic)."""
+    replayed_partition: int
+    replayed_offset: int
+
+
 def _field_names(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
     seen = seen if seen is not None else set()
     if model in seen:
@@ -305,28 +331,24 @@ def _type_args(annotation: Any) -> list[Any]:
 
 
 @functools.cache
-def _safe_loc_parts() -> frozenset[str]:
+def contract_field_names() -> frozenset[str]:
+    """Every field name of every event contract: the location parts an error detail may show."""
     names: set[str] = set()
-    for model in (SessionCompleted, SurveyScored, Signal, DeadLetter):
+    for model in (SessionCompleted, SurveyScored, Signal, DeadLetter, DeadLetterReplayed):
         names |= _field_names(model)
-    return frozenset(names | {"[key]"})
+    return frozenset(names)
 
 
 def validation_error_summary(errors: list[Any], limit: int = 5) -> str:
     """Summarise pydantic errors by type and location only (their messages may echo PHI).
 
     Location parts that are not field names of the contracts (dict keys chosen by the sender, which
-    could be anything) are shown as ``*``.
+    could be anything) are shown as ``*``. The same rendering as
+    :func:`shared.contracts.decoding.summarize_errors` without a model.
     """
-    safe = _safe_loc_parts()
-    parts = []
-    for err in errors[:limit]:
-        loc = ".".join(str(p) if isinstance(p, int) or p in safe else "*" for p in err.get("loc", ()))
-        parts.append(f"{err.get('type', 'error')}@{loc or '<root>'}")
-    more = len(errors) - limit
-    if more > 0:
-        parts.append(f"+{more} more")
-    return "; ".join(parts)
+    from shared.contracts.decoding import summarize_errors
+
+    return summarize_errors(errors, None, limit)
 
 
 def utc_now() -> datetime:

@@ -17,6 +17,11 @@ ALERTS = "rapport.alerts.v1"
 ALERT_ACKS = "rapport.alert-acks.v1"
 DIRECTORY = "rapport.directory.v1"
 DEAD_LETTER = "rapport.dead-letter.v1"
+DEAD_LETTER_REPLAYS = "rapport.dead-letter-replays.v1"
+#: The notifier's internal topics: delivery results, due timers and re-partitioned inputs for the
+#: per-client side (co-partitioned with signals), and digest items for the per-clinician side.
+NOTIFIER_CLIENT = "rapport.notifier-client.v1"
+NOTIFIER_DIGEST = "rapport.notifier-digest.v1"
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,15 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SESSION_COMPLETED, retention_ms=10 * 365 * DAY_MS),
     TopicSpec(SURVEY_SCORED, retention_ms=30 * DAY_MS),
     TopicSpec(SIGNALS, retention_ms=30 * DAY_MS),
-    TopicSpec(ALERTS, retention_ms=30 * DAY_MS),
-    TopicSpec(ALERT_ACKS, retention_ms=30 * DAY_MS),
-    TopicSpec(DIRECTORY, cleanup_policy="compact", retention_ms=None, keyed_by="clinician"),
+    # The alert lifecycle is the audit trail of who was told what, when: kept for a year.
+    TopicSpec(ALERTS, retention_ms=365 * DAY_MS, keyed_by="alert id"),
+    TopicSpec(ALERT_ACKS, retention_ms=365 * DAY_MS),
+    TopicSpec(DIRECTORY, cleanup_policy="compact", retention_ms=None, keyed_by="clinic"),
     TopicSpec(DEAD_LETTER, retention_ms=365 * DAY_MS, keyed_by="original key"),
+    # The replay ledger: one record per replayed dead letter, kept for as long as dead letters are.
+    TopicSpec(DEAD_LETTER_REPLAYS, cleanup_policy="compact", retention_ms=None, keyed_by="dead letter id"),
+    TopicSpec(NOTIFIER_CLIENT, retention_ms=7 * DAY_MS, keyed_by="client (internal)"),
+    TopicSpec(NOTIFIER_DIGEST, retention_ms=7 * DAY_MS, keyed_by="clinician (internal)"),
 )
 
 

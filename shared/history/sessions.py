@@ -9,12 +9,13 @@ JSON Lines, one session a line::
 columns ``client``, ``session``, ``instrument``, optionally ``clinic``, ``clinician``, ``episode``,
 ``time``, and every other column an item id; an empty cell is an unanswered item.
 
+Both formats are read by the strict rules of :mod:`shared.contracts.decoding` (duplicate keys or
+columns → ``duplicate_key``, numbers in ASCII digits only, a CSV row must have one cell per column).
 Errors carry a reason code and the error types and locations only — never answer values.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
@@ -22,16 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.contracts.decoding import Invalid, validate_json, validate_python
 from shared.contracts.events import Answer, DeadLetterReason, InstrumentId, ItemId, PseudonymousId
-from shared.contracts.events import validation_error_summary as _summary
+from shared.history.csvrows import is_blank, numbered_rows, parse_header, parse_row
 
 DEFAULT_CLINIC = "local"
 DEFAULT_CLINICIAN = "unassigned"
 DEFAULT_EPISODE = "1"
 CSV_META = ("client", "session", "instrument", "clinic", "clinician", "episode", "time")
-_UNDECODABLE = frozenset({"json_invalid", "json_type", "invalid_utf8"})
+CSV_REQUIRED = ("client", "session", "instrument")
 _T = TypeVar("_T", bound=Sized)
 
 
@@ -72,13 +74,11 @@ class LineError:
 
 
 def parse_json_line(text: str | bytes, line: int) -> SessionLine | LineError:
-    """Validate one JSON line as a :class:`SessionLine`."""
-    try:
-        return SessionLine.model_validate_json(text)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        undecodable = any(e["type"] in _UNDECODABLE for e in errors)
-        return LineError(line, "undecodable" if undecodable else "schema_violation", _summary(errors))
+    """Decode one JSON line strictly (:mod:`shared.contracts.decoding`) as a :class:`SessionLine`."""
+    decoded = validate_json(SessionLine, text)
+    if isinstance(decoded, Invalid):
+        return LineError(line, decoded.reason, decoded.detail)
+    return decoded
 
 
 #: A record and its 1-based line number in the input.
@@ -92,57 +92,40 @@ def read_json_lines(lines: Iterable[str | bytes]) -> Iterator[Numbered]:
             yield n, parse_json_line(text, n)
 
 
-def _number(cell: str) -> int | float:
-    # Integers stay ints: integer-scored instruments accept ints only.
-    try:
-        return int(cell)
-    except ValueError:
-        return float(cell)
+def read_csv_rows(rows: Iterable[tuple[int, Sequence[str] | Invalid]]) -> Iterator[Numbered]:
+    """Parse numbered CSV rows (the first is the header; see :func:`csv_rows`); one survey per row.
 
-
-def read_csv_rows(rows: Iterable[Sequence[str]]) -> Iterator[Numbered]:
-    """Parse CSV rows (the first is the header); one survey per row, line numbers count the header."""
+    A header naming a column twice or missing ``client``, ``session`` or ``instrument`` is one error
+    on its line and ends the file; a bad row is an error on its line and the rest goes on.
+    """
     it = iter(rows)
-    header = next(it, None)
-    if header is None:
+    first = next(it, None)
+    if first is None:
         return
-    names = [h.strip() for h in header]
-    missing = [c for c in ("client", "session", "instrument") if c not in names]
-    if missing:
-        yield 1, LineError(1, "schema_violation", "missing column(s): " + ", ".join(missing))
+    n, header = first
+    layout = parse_header(header, CSV_META, CSV_REQUIRED) if not isinstance(header, Invalid) else header
+    if isinstance(layout, Invalid):
+        yield n, LineError(n, layout.reason, layout.detail)
         return
-    meta = {c: names.index(c) for c in CSV_META if c in names}
-    items = [(i, name) for i, name in enumerate(names) if name not in CSV_META]
-    for n, row in enumerate(it, start=2):
-        if not any(cell.strip() for cell in row):
+    for n, row in it:
+        if isinstance(row, Invalid):
+            yield n, LineError(n, row.reason, row.detail)
             continue
-        if len(row) != len(names):
-            yield n, LineError(n, "schema_violation", f"expected {len(names)} columns, got {len(row)}")
+        if is_blank(row):
             continue
-        answers: dict[str, object] = {}
-        bad = ""
-        for i, name in items:
-            cell = row[i].strip()
-            if not cell:
-                continue
-            try:
-                answers[name] = _number(cell)
-            except ValueError:
-                bad = f"not_a_number@{name}"
-                break
-        if bad:
-            yield n, LineError(n, "schema_violation", bad)
+        parsed = parse_row(layout, row, n)
+        if isinstance(parsed, Invalid):
+            yield n, LineError(n, parsed.reason, parsed.detail)
             continue
-        record: dict[str, object] = {
-            c: row[i].strip() for c, i in meta.items() if c != "instrument" and row[i].strip()
-        }
-        record["surveys"] = [{"instrument": row[meta["instrument"]].strip(), "answers": answers}]
-        try:
-            yield n, SessionLine.model_validate(record)
-        except ValidationError as exc:
-            yield n, LineError(
-                n, "schema_violation", _summary(exc.errors(include_url=False, include_input=False))
-            )
+        record: dict[str, object] = {c: v for c, v in parsed.meta.items() if c != "instrument"}
+        record["surveys"] = [{"instrument": parsed.meta.get("instrument", ""), "answers": parsed.answers}]
+        line = validate_python(SessionLine, record)
+        yield n, (LineError(n, line.reason, line.detail) if isinstance(line, Invalid) else line)
+
+
+def csv_rows(lines: Iterable[str]) -> Iterator[tuple[int, Sequence[str] | Invalid]]:
+    """CSV rows of text lines, numbered by the line each starts on (an unreadable row is Invalid)."""
+    return numbered_rows(lines)
 
 
 def session_time(line: SessionLine, default: datetime) -> datetime:
@@ -165,8 +148,8 @@ def read_records(
     ``on_bytes(n)`` is called now and then with the bytes read since the last call (a progress bar).
     """
     if fmt == "csv":
-        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
-        return read_csv_rows(csv.reader(_counted(text, on_bytes)))
+        text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
+        return read_csv_rows(csv_rows(_counted(text, on_bytes)))
     return read_json_lines(_counted(fh, on_bytes))
 
 

@@ -1,29 +1,29 @@
 """Reading single survey records (``rapport score``): JSON Lines or CSV, one survey per record.
 
-Each record becomes a scored result or an error payload; a bad record never stops the rest. Errors
-carry a reason code and error types and locations only, never answer values.
+Each record becomes a scored result or an error payload, both carrying the record's 1-based input
+``line``; a bad record never stops the rest. Records are decoded by the strict rules of
+:mod:`shared.contracts.decoding` (JSON) and :mod:`shared.history.csvrows` (CSV). Errors carry a reason
+code and error types and locations only, never answer values.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from pydantic import ValidationError
-
-from shared.contracts.events import SurveyResponse, validation_error_summary
+from shared.contracts.decoding import Invalid, validate_json, validate_python
+from shared.contracts.events import SurveyResponse
+from shared.history.csvrows import is_blank, numbered_rows, parse_header, parse_row
 from shared.instruments import Registry, ScoreFailure, ScoreResult, score_response
 
 _INSTRUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_INT = re.compile(r"^[+-]?\d+$")
-_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_CSV_META = ("instrument",)
 
 
 class CsvHeaderError(ValueError):
-    """The CSV input as a whole is unusable (no header row starting with ``instrument``)."""
+    """The CSV input as a whole is unusable (no header row starting with ``instrument``, or a column
+    named twice); the message starts with the reason code."""
 
 
 def _num(x: float) -> int | float:
@@ -35,18 +35,19 @@ def _safe_instrument(value: object) -> str | None:
     return value if isinstance(value, str) and _INSTRUMENT_ID.match(value) else None
 
 
-def _invalid(instrument: str | None, reason: str, detail: str) -> dict[str, Any]:
-    return {"instrument": instrument, "valid": False, "error": f"{reason}: {detail}"}
+def _invalid(line: int, instrument: str | None, reason: str, detail: str) -> dict[str, Any]:
+    return {"line": line, "instrument": instrument, "valid": False, "error": f"{reason}: {detail}"}
 
 
-def result_to_json(result: ScoreResult | ScoreFailure, instrument: str | None) -> dict[str, Any]:
-    """The output line of one scored (or failed) survey."""
+def result_to_json(result: ScoreResult | ScoreFailure, instrument: str | None, line: int) -> dict[str, Any]:
+    """The output line of one scored (or failed) survey read from input line ``line``."""
     if isinstance(result, ScoreFailure):
-        obj = _invalid(result.instrument or instrument, result.reason, result.detail)
+        obj = _invalid(line, result.instrument or instrument, result.reason, result.detail)
         if result.critical_items:
             obj["critical_items"] = list(result.critical_items)
         return obj
     return {
+        "line": line,
         "instrument": result.instrument,
         "valid": True,
         "total": _num(result.total),
@@ -60,72 +61,53 @@ def result_to_json(result: ScoreResult | ScoreFailure, instrument: str | None) -
     }
 
 
-def score_json_line(registry: Registry, line: str) -> dict[str, Any]:
-    try:
-        survey = SurveyResponse.model_validate_json(line)
-    except ValidationError as exc:
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return _invalid(None, "undecodable", "not valid JSON")
-        instrument = None
-        try:
-            raw = json.loads(line)
-            if isinstance(raw, dict):
-                instrument = _safe_instrument(raw.get("instrument"))
-        except ValueError:
-            pass
-        return _invalid(instrument, "schema_violation", validation_error_summary(errors))
-    return result_to_json(score_response(registry, survey), _safe_instrument(survey.instrument))
+def score_json_line(registry: Registry, text: str | bytes, line: int) -> dict[str, Any]:
+    """Decode and score one JSON survey record."""
+    survey = validate_json(SurveyResponse, text)
+    if isinstance(survey, Invalid):
+        parsed = survey.parsed
+        instrument = _safe_instrument(parsed.get("instrument")) if isinstance(parsed, dict) else None
+        return _invalid(line, instrument, survey.reason, survey.detail)
+    return result_to_json(score_response(registry, survey), _safe_instrument(survey.instrument), line)
 
 
-def score_parsed(registry: Registry, instrument: str, parsed: dict[str, Any] | str) -> dict[str, Any]:
-    shown = _safe_instrument(instrument)
-    if isinstance(parsed, str):  # a cell-level problem, already described
-        return _invalid(shown, "schema_violation", parsed)
-    try:
-        survey = SurveyResponse.model_validate({"instrument": instrument, "answers": parsed})
-    except ValidationError as exc:
-        return _invalid(shown, "schema_violation", validation_error_summary(exc.errors()))
-    return result_to_json(score_response(registry, survey), shown)
+def score_json_lines(registry: Registry, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+    """One output per non-blank input line, in order; ``line`` counts every input line from 1."""
+    for n, text in enumerate(lines, start=1):
+        if text.strip():
+            yield score_json_line(registry, text, n)
 
 
-def _cell(text: str) -> int | float | None:
-    """A CSV cell as an answer: empty → unanswered; raises ValueError when it is not a number."""
-    cell = text.strip()
-    if not cell:
-        return None
-    if _INT.match(cell):
-        return int(cell)
-    if _FLOAT.match(cell):
-        return float(cell)
-    raise ValueError
+def score_csv(registry: Registry, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """One output per non-blank data row of CSV ``instrument,1,2,...`` input, in order.
 
-
-def csv_surveys(stream: IO[str]) -> Iterator[tuple[str, dict[str, Any] | str]]:
-    """(instrument, answers) per non-empty data row, or (instrument, problem) for a malformed row."""
-    reader = csv.reader(stream)
-    header = next(reader, None)
-    if not header or header[0].strip().lstrip("\ufeff") != "instrument":
-        raise CsvHeaderError("CSV input needs a header row starting with 'instrument' (instrument,1,2,...)")
-    columns = [h.strip() for h in header[1:]]
-    for row_number, row in enumerate(reader, start=2):
-        if not any(cell.strip() for cell in row):
+    Raises :class:`CsvHeaderError` on the first step when the header is unusable.
+    """
+    rows = numbered_rows(lines)
+    first = next(rows, None)
+    header = first[1] if first is not None else None
+    if not isinstance(header, list) or not header or header[0].strip().lstrip("\ufeff") != "instrument":
+        raise CsvHeaderError(
+            "schema_violation: CSV input needs a header row starting with 'instrument' (instrument,1,2,...)"
+        )
+    layout = parse_header(header, _CSV_META, _CSV_META)
+    if isinstance(layout, Invalid):
+        raise CsvHeaderError(f"{layout.reason}: {layout.detail}")
+    for n, row in rows:
+        if isinstance(row, Invalid):
+            yield _invalid(n, None, row.reason, row.detail)
             continue
-        instrument = row[0].strip()
-        if len(row) > len(header):
-            yield instrument, f"row {row_number}: more cells than header columns"
+        if is_blank(row):
             continue
-        answers: dict[str, Any] = {}
-        bad: list[str] = []
-        for column, text in zip(columns, row[1:], strict=False):
-            try:
-                value = _cell(text)
-            except ValueError:
-                bad.append(column)
-                continue
-            if value is not None:
-                answers[column] = value
-        if bad:
-            yield instrument, f"row {row_number}: not a number in item column(s) {', '.join(bad)}"
-        else:
-            yield instrument, answers
+        instrument = _safe_instrument(row[0].strip())
+        parsed = parse_row(layout, row, n)
+        if isinstance(parsed, Invalid):
+            yield _invalid(n, instrument, parsed.reason, parsed.detail)
+            continue
+        survey = validate_python(
+            SurveyResponse, {"instrument": parsed.meta.get("instrument", ""), "answers": parsed.answers}
+        )
+        if isinstance(survey, Invalid):
+            yield _invalid(n, instrument, survey.reason, survey.detail)
+            continue
+        yield result_to_json(score_response(registry, survey), instrument, n)

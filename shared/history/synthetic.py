@@ -30,6 +30,15 @@ The model, in brief (shares and rates are configurable in :class:`SimulationConf
 
 Optionally a share of deliberately invalid records is injected (for dead-letter demos) from a
 separate random stream, so the valid events are the same whatever ``invalid_rate`` is.
+
+**Demo cases** (``demo_cases=True``): four *designed* clients are added to the first clinician of
+the first clinic, so that a demo always shows what a clinician most needs to see, whatever the seed:
+``case-risk`` (PHQ-9 item 9 endorsed at session 3), ``case-deteriorating`` (a reliable PHQ-9
+deterioration from session 3 on), ``case-rupture-repaired`` (an SRS drop at session 4 that is back
+at baseline at session 5) and ``case-rupture-unrepaired`` (an SRS drop at session 4 that stays and
+drifts lower). They answer SRS, PHQ-9 and GAD-7 for 8 sessions, with item-level noise but no
+session-level noise, from their own random streams: the rest of the cohort is the same with or
+without them.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from shared.contracts.events import SessionCompleted, SessionCompletedData, Surv
 
 __all__ = [
     "CLINIC_PROFILES",
+    "DEMO_CASES",
     "INSTRUMENTS",
     "AllianceLevel",
     "ClientTruth",
@@ -218,6 +228,9 @@ class SimulationConfig:
     id_prefix: str = ""
     """Prefix of every pseudonym, to keep two runs apart on one topic (e.g. ``run7-``)."""
     source: str = "rapport/simulator"
+    demo_cases: bool = False
+    """Add the four designed clients of :data:`DEMO_CASES` (risk, deterioration, repaired and
+    unrepaired rupture) to the first clinician of the first clinic."""
 
     def __post_init__(self) -> None:
         for name in ("clinics", "clinicians_per_clinic", "clients_per_clinician", "sessions_min"):
@@ -258,8 +271,9 @@ class SimulationConfig:
 
     @property
     def n_clients(self) -> int:
-        """Number of clients (= episodes) in the cohort."""
-        return self.clinics * self.clinicians_per_clinic * self.clients_per_clinician
+        """Number of clients (= episodes) in the cohort, designed demo cases included."""
+        designed = len(DEMO_CASES) if self.demo_cases else 0
+        return self.clinics * self.clinicians_per_clinic * self.clients_per_clinician + designed
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -294,6 +308,8 @@ class ClientTruth:
     as a fraction of the alliance scale (0 without a rupture)."""
     risk_endorsements: tuple[tuple[str, int, int], ...]
     """(instrument, session, answer) for every risk item endorsed (PHQ-9 item 9, CORE-10 item 6)."""
+    case: str | None = None
+    """The designed demo case (a key of :data:`DEMO_CASES`), or ``None`` for a drawn client."""
 
 
 class _Client:
@@ -304,6 +320,7 @@ class _Client:
         "a_decline",
         "a_growth",
         "anx_offset",
+        "case",
         "client_id",
         "clinic_id",
         "clinic_type",
@@ -353,6 +370,7 @@ class _Client:
         self.repair_bonus = 0.0
         self.a_decline = 0.0
         self.risk: dict[str, dict[int, int]] = {}
+        self.case: str | None = None
 
     def severity(self, n: int) -> float:
         """Expected latent severity at session ``n`` (no noise)."""
@@ -405,6 +423,7 @@ class _Client:
             rupture_session=self.rupture_session if self.rupture != "none" else None,
             rupture_depth=self.depth if self.rupture != "none" else 0.0,
             risk_endorsements=endorsements,
+            case=self.case,
         )
 
 
@@ -469,7 +488,72 @@ def _population(config: SimulationConfig, seed: int) -> list[_Client]:
                 if "CORE-10" in profile.outcomes:
                     c.risk["CORE-10"] = _draw_risk(c, rng, config.core10_item6_rate, config, (1, 1, 1, 2, 3))
                 clients.append(c)
+    if config.demo_cases:
+        clients.extend(_demo_clients(config, seed, len(clients)))
     return clients
+
+
+DEMO_CASES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "risk": "PHQ-9 item 9 endorsed at session 3 (critical_item)",
+        "deteriorating": "PHQ-9 rises far beyond reliable change from session 3 on "
+        "(outcome_reliable_deterioration)",
+        "rupture-repaired": "SRS drops at session 4 and is back at baseline at session 5 "
+        "(alliance_drop, then alliance_repaired)",
+        "rupture-unrepaired": "SRS drops at session 4 and stays down, drifting lower (alliance_drop, "
+        "never alliance_repaired)",
+    }
+)
+"""The designed clients of ``demo_cases``: case name → what the monitor's default rules should see."""
+
+_DEMO_SESSIONS: Final = 8
+
+
+def _demo_clients(config: SimulationConfig, seed: int, first_index: int) -> list[_Client]:
+    """The designed demo clients (see :data:`DEMO_CASES`), from their own random stream."""
+    rng = _rng(seed, "demo-cases")
+    p = config.id_prefix
+    clinic_no = f"{1:0{max(2, len(str(config.clinics)))}d}"
+    clinician_id = f"{p}cl-{clinic_no}-{1:0{max(3, len(str(config.clinicians_per_clinic)))}d}"
+    out: list[_Client] = []
+    for k, case in enumerate(DEMO_CASES):
+        c = _Client()
+        c.index = first_index + k
+        c.case = case
+        c.clinic_id = f"{p}clinic-{clinic_no}"
+        c.clinic_type = "iapt"
+        c.profile = CLINIC_PROFILES["iapt"]
+        c.clinician_id = clinician_id
+        c.client_id = f"{p}case-{case}"
+        c.episode_id = f"{c.client_id}-e1"
+        # Tuesday to Friday, one after the other in the morning: a fixed, readable order.
+        c.slot = (k + 1) * 86_400 + 9 * 3600 + rng.randrange(4) * 1800
+        c.n_sessions = _DEMO_SESSIONS
+        c.level = "typical"
+        c.a_base = rng.uniform(0.95, 0.97)
+        c.anx_offset = rng.uniform(-0.05, 0.05)
+        # An improving outcome by default: only the case's own signal is what it was designed for.
+        c.outcome = "improving"
+        c.s0 = rng.uniform(0.4, 0.5)
+        c.s_target = rng.uniform(0.2, 0.25)
+        c.log_horizon = math.log(12.0)
+        c.risk = {"PHQ-9": {}}
+        if case == "risk":
+            c.risk["PHQ-9"] = {3: rng.choice((2, 3))}
+        elif case == "deteriorating":
+            c.outcome = "deteriorating"
+            c.s0 = rng.uniform(0.22, 0.28)
+            c.s_target = rng.uniform(0.88, 0.92)
+            c.onset = 2
+        else:
+            c.rupture = "repaired" if case == "rupture-repaired" else "unrepaired"
+            c.rupture_session = 4
+            c.depth = rng.uniform(0.27, 0.3)
+            c.residual = 0.0
+            c.repair_bonus = 0.0
+            c.a_decline = rng.uniform(0.02, 0.03) if c.rupture == "unrepaired" else 0.0
+        out.append(c)
+    return out
 
 
 def _outcome_cuts(config: SimulationConfig) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -624,8 +708,13 @@ def _clip(x: float, lo: float, hi: float) -> float:
 
 
 def _surveys(c: _Client, n: int, rng: random.Random, config: SimulationConfig) -> list[tuple[str, Answers]]:
-    """All surveys of session ``n``: outcome measures first (given at the start), alliance last."""
-    s = _clip(c.severity(n) + rng.gauss(0.0, config.outcome_noise), 0.0, 1.0)
+    """All surveys of session ``n``: outcome measures first (given at the start), alliance last.
+
+    A designed demo client has no session-level noise (its trajectory is the designed one); its item
+    answers still vary around it.
+    """
+    designed = c.case is not None
+    s = _clip(c.severity(n) + (0.0 if designed else rng.gauss(0.0, config.outcome_noise)), 0.0, 1.0)
     out: list[tuple[str, Answers]] = []
     for name in c.profile.outcomes:
         scale = INSTRUMENTS[name]
@@ -634,7 +723,7 @@ def _surveys(c: _Client, n: int, rng: random.Random, config: SimulationConfig) -
         if scale.risk_item is not None:
             fixed = {scale.risk_item: c.risk.get(name, {}).get(n, 0)}
         out.append((name, _answers(scale, 1.0 - level if scale.higher_is_better else level, rng, fixed)))
-    a = _clip(c.alliance(n) + rng.gauss(0.0, config.alliance_noise), 0.0, 1.15)
+    a = _clip(c.alliance(n) + (0.0 if designed else rng.gauss(0.0, config.alliance_noise)), 0.0, 1.15)
     out.append((c.profile.alliance, _answers(INSTRUMENTS[c.profile.alliance], a, rng, _NO_FIXED)))
     return out
 
@@ -647,12 +736,15 @@ def _raw_sessions(
         raise ValueError("start must be timezone-aware")
     clients = sorted(_population(config, seed), key=lambda c: (c.slot, c.index))
     rng = _rng(seed, "sessions")
-    for week in range(1, config.sessions_max + 1):
+    # Designed demo clients draw from their own stream: the drawn cohort is the same without them.
+    demo_rng = _rng(seed, "demo-sessions")
+    weeks = max((c.n_sessions for c in clients), default=0)
+    for week in range(1, weeks + 1):
         clients = [c for c in clients if c.n_sessions >= week]
         base = (week - 1) * _SECONDS_PER_WEEK
         for c in clients:
             when = start + timedelta(seconds=base + c.slot)
-            yield c, week, when, _surveys(c, week, rng, config)
+            yield c, week, when, _surveys(c, week, demo_rng if c.case else rng, config)
 
 
 # --------------------------------------------------------------------------- events

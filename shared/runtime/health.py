@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -40,7 +40,9 @@ class ConsumerLagCollector:
         yield family
 
 
-def add_health_views(app: Any, registry: CollectorRegistry, service: str) -> None:
+def add_health_views(
+    app: Any, registry: CollectorRegistry, service: str, ready_checks: Sequence[Callable[[], bool]] = ()
+) -> None:
     """Add ``/metrics``, ``/healthz`` (the loop answers) and ``/readyz`` to a faust app, and the
     consumer-lag gauge to ``registry``.
 
@@ -62,6 +64,7 @@ def add_health_views(app: Any, registry: CollectorRegistry, service: str) -> Non
     async def readyz_view(web: Any, request: Any) -> Any:
         assigned = len(app.consumer.assignment())
         ready = assigned > 0 and not app.rebalancing and not getattr(app, "in_recovery", False)
+        ready = ready and all(check() for check in ready_checks)
         return web.json(
             {"status": "ready" if ready else "starting", "assigned_partitions": assigned},
             status=200 if ready else 503,

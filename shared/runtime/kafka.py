@@ -6,7 +6,9 @@ Nothing here connects at import time; faust is imported inside the functions tha
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +129,9 @@ class FaustPublisher:
             found = self._topics[base] = raw_topic(self._app, base, self._namespace)
         return found
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> Any:
         """Enqueue one record; returns the future of its broker acknowledgement."""
-        return await self.topic(topic).send(key=key, value=value)
+        return await self.topic(topic).send(key=key, value=value, partition=partition)
 
 
 class FaustTableStore:
@@ -150,15 +152,36 @@ class FaustTableStore:
 
     def put(self, key: str, value: str, record: Any) -> None:
         """Store ``value`` in the partition of ``record`` (a :class:`~shared.runtime.worker.Record`)."""
-        import weakref
-
-        from faust.streams import _current_event
-
-        token = _current_event.set(weakref.ref(record.origin))
-        try:
+        with _as_current(record):
             self.table[key] = value
-        finally:
-            _current_event.reset(token)
+
+    def delete(self, key: str, record: Any) -> None:
+        """Delete ``key`` (a tombstone in the changelog partition of ``record``)."""
+        with _as_current(record):
+            if key in self.table:
+                del self.table[key]
+
+
+@contextlib.contextmanager
+def _as_current(record: Any) -> Iterator[None]:
+    """Make ``record``'s faust event the current event (faust reads the partition from it)."""
+    import weakref
+
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(record.origin))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as the Java client, aiokafka and
+    kafka-python compute it) puts ``key`` in."""
+    from aiokafka.partitioner import murmur2
+
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def create_table(app: Any, name: str, partitions: int) -> Any:

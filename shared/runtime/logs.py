@@ -16,6 +16,7 @@ from typing import Any
 ALLOWED_LOG_FIELDS = frozenset(
     {
         "service",
+        "endpoint",
         "stage",
         "reason",
         "error_type",

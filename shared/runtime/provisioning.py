@@ -24,8 +24,6 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
     }
 
 
-
-
 @dataclass(frozen=True)
 class ProvisionResult:
     """What ``apply_topics`` did to one topic."""
@@ -120,3 +118,66 @@ def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
         f"no Kafka broker answered at {bootstrap_servers} within {timeout_s:.0f}s "
         f"({type(last).__name__ if last else 'no error'}); start one with `make kafka-up`"
     )
+
+
+def publish_records(
+    bootstrap_servers: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    timeout_s: float = 30.0,
+) -> int:
+    """Produce ``(key, value)`` records to ``topic`` (idempotent, ``acks=all``) and wait until the
+    broker acknowledged each; returns how many were written."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**producer_config(bootstrap_servers))
+    try:
+        futures = [producer.send(topic, key=key, value=value) for key, value in records]
+        producer.flush(timeout=timeout_s)
+        for fut in futures:
+            fut.get(timeout=timeout_s)
+        return len(futures)
+    finally:
+        producer.close(timeout=timeout_s)
+
+
+@dataclass(frozen=True)
+class NamespaceRemoval:
+    """What ``delete_namespace`` removed."""
+
+    topics: tuple[str, ...]
+    groups: tuple[str, ...]
+    busy_groups: tuple[str, ...] = ()
+    """Groups that still had members (a consumer killed without leaving): retry once they expire."""
+
+
+def delete_namespace(bootstrap_servers: str, namespace: str, timeout_s: float = 30.0) -> NamespaceRemoval:
+    """Delete every topic and consumer group whose name starts with ``namespace`` (demos, tests).
+
+    That covers the catalogue's topics, the services' internal topics (changelogs, faust's assignor
+    topic: their app ids start with the namespace) and their consumer groups. Refuses an empty or
+    too short namespace: it would match production topics.
+    """
+    if len(namespace) < 4 or not namespace.endswith("."):
+        raise ValueError("refusing to delete by a namespace shorter than 4 characters or not ending in '.'")
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id="rapport-provisioner",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        topics = sorted(t for t in admin.list_topics() if t.startswith(namespace))
+        if topics:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                admin.delete_topics(topics, timeout_ms=int(timeout_s * 1000))
+        listed = (g.get("group_id", "") for g in admin.list_groups())
+        groups = sorted(g for g in listed if g.startswith(namespace))
+        # A group with members still joined cannot be deleted; the caller stops its consumers first.
+        deleted = admin.delete_groups(groups) if groups else {}
+        ok = tuple(g for g in groups if deleted.get(g) == "OK")
+        return NamespaceRemoval(tuple(topics), ok, tuple(g for g in groups if g not in ok))
+    finally:
+        admin.close()

@@ -58,11 +58,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One record to publish: a topic's base name (the loop adds the namespace), key and value."""
+    """One record to publish: a topic's base name (the loop adds the namespace), key and value;
+    ``partition`` only where a record must reach a given partition (internal co-partitioned topics)."""
 
     topic: str
     key: bytes | None
     value: bytes
+    partition: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ class StateView(Protocol[S]):
         """Change ``key`` because of ``record``; it is stored (in ``record``'s partition) after the
         batch is published."""
 
+    def delete(self, key: str, record: Record) -> None:
+        """Forget ``key`` (after the batch is published)."""
+
 
 class Handler(Protocol):
     """A service's per-record logic: a pure function of the record, the state it reads and the clock."""
@@ -103,7 +108,9 @@ class Handler(Protocol):
 class Publisher(Protocol):
     """Where outputs go: ``send`` enqueues one record and returns an awaitable of its broker ack."""
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
         """Enqueue one record for ``topic`` (a base name)."""
 
 
@@ -115,6 +122,9 @@ class TableStore(Protocol):
 
     def put(self, key: str, value: str, record: Record) -> None:
         """Store ``value``, in (and to the changelog partition of) the partition ``record`` came from."""
+
+    def delete(self, key: str, record: Record) -> None:
+        """Delete ``key`` (a tombstone in ``record``'s changelog partition)."""
 
 
 @dataclass
@@ -142,6 +152,11 @@ class BatchState(Generic[S]):
         self._cache[key] = value
         self._dirty[key] = record
 
+    def delete(self, key: str, record: Record) -> None:
+        """Delete ``key`` within the batch (stored as a deletion by :meth:`flush`)."""
+        self._cache[key] = None
+        self._dirty[key] = record
+
     def flush(self) -> int:
         """Write every changed key to the store once; returns how many were written."""
         written = 0
@@ -149,7 +164,9 @@ class BatchState(Generic[S]):
             value = self._cache[key]
             if value is not None:
                 self.store.put(key, self.encode(value), record)
-                written += 1
+            else:
+                self.store.delete(key, record)
+            written += 1
         self._cache.clear()
         self._dirty.clear()
         return written
@@ -202,7 +219,7 @@ class WorkerLoop:
         self,
         *,
         stage: str,
-        handler: Handler,
+        handler: Handler | Callable[[Record, Any, datetime], Handled],
         publisher: Publisher,
         metrics: LoopMetrics,
         state: BatchState[Any] | None = None,
@@ -292,7 +309,8 @@ class WorkerLoop:
             futures: list[tuple[Output, Awaitable[Any] | BaseException]] = []
             for out in pending:
                 try:
-                    futures.append((out, await self.publisher.send(out.topic, out.key, out.value)))
+                    sent = await self.publisher.send(out.topic, out.key, out.value, out.partition)
+                    futures.append((out, sent))
                 except Exception as exc:  # enqueue failed: retry below
                     futures.append((out, exc))
             for out, fut in futures:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +141,23 @@ def test_table_is_the_default_output(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert any(ln.startswith("critical items") and "25.0%" in ln for ln in out.splitlines())
 
 
-def test_progress_bar_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_goes_to_stderr_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _jsonl(tmp_path / "h.jsonl", small_history())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     _, out, err = _backtest(capsys, str(path), "--json")
     json.loads(out)  # stdout stays machine-readable
     assert "read" in err and "rules A" in err
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _jsonl(tmp_path / "h.jsonl", small_history())
+    _, out, err = _backtest(capsys, str(path), "--json")
+    json.loads(out)
+    assert err == ""
 
 
 def test_bad_records_are_counted_and_shown_without_values(

@@ -34,7 +34,7 @@ def test_valid_line_has_the_documented_shape(
     code, out, _ = run([], json.dumps({"instrument": "PHQ-9", "answers": PHQ_10}) + "\n", monkeypatch, capsys)
     assert code == 0
     assert out == (
-        '{"instrument": "PHQ-9", "valid": true, "total": 10, "band": "moderate", "subscales": {}, '
+        '{"line": 1, "instrument": "PHQ-9", "valid": true, "total": 10, "band": "moderate", "subscales": {}, '
         '"concern": true, "critical_items": ["9"], "prorated": false, "risk_unknown": [], '
         '"missing_items": []}\n'
     )
@@ -80,8 +80,11 @@ def test_bad_lines_never_stop_the_rest(
     got = lines(out)
     assert len(got) == 10  # one per non-empty input line, in order
     assert got[0]["valid"] is True and got[0]["total"] == 10
-    assert got[1] == {"instrument": None, "valid": False, "error": "undecodable: not valid JSON"}
+    assert [g["line"] for g in got] == [1, 2, 4, 5, 6, 7, 8, 9, 10, 11]  # line 3 is blank
+    assert got[1]["instrument"] is None and got[1]["valid"] is False
+    assert got[1]["error"].startswith("undecodable: not valid JSON")
     assert got[2] == {
+        "line": 4,
         "instrument": "BDI-II",
         "valid": False,
         "error": "unknown_instrument: no spec for instrument 'BDI-II'",
@@ -145,27 +148,38 @@ def test_csv_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
         "NOPE,1,,,,,,,,\n"
         "GAD-7,1,1,1,1,1,1,1,,,,5\n"
     )
-    code, out, _ = run(["--format", "csv"], stdin, monkeypatch, capsys)
+    code, out, _ = run(["--input-format", "csv"], stdin, monkeypatch, capsys)
     assert code == 0
     got = lines(out)
     assert len(got) == 7
+    assert [g["line"] for g in got] == [2, 3, 5, 6, 7, 8, 9]
     assert (got[0]["total"], got[0]["band"], got[0]["critical_items"]) == (10, "moderate", ["9"])
     assert (got[1]["instrument"], got[1]["total"]) == ("GAD-7", 7)
     assert got[2]["total"] == 35.9 and got[2]["concern"] is True
     assert got[3]["error"].startswith("too_many_missing: 3 of 9")
     assert got[4] == {
+        "line": 7,
         "instrument": "GAD-7",
         "valid": False,
-        "error": "schema_violation: row 7: not a number in item column(s) 2",
+        "error": "schema_violation: not_a_number@column 3 (item 2)",
     }
     assert got[5]["error"].startswith("unknown_instrument")
-    assert got[6]["error"] == "schema_violation: row 9: more cells than header columns"
+    assert got[6]["error"] == "schema_violation: row has 12 cells, expected 10 (one per header column)"
+
+
+def test_old_format_csv_spelling_still_reads_csv(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["--format", "csv"], "instrument,1,2\nSRS,9,9\n", monkeypatch, capsys)
+    assert code == 0
+    (line,) = lines(out)
+    assert line["line"] == 2 and line["error"].startswith("too_many_missing")
 
 
 def test_csv_without_header_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(["--format", "csv"], "PHQ-9,0,0,0\n", monkeypatch, capsys)
+    code, out, err = run(["--input-format", "csv"], "PHQ-9,0,0,0\n", monkeypatch, capsys)
     assert (code, out) == (2, "")
     assert "header row" in err
 
@@ -212,6 +226,8 @@ def test_help_documents_formats_and_exit_status(capsys: pytest.CaptureFixture[st
         main(["score", "--help"])
     text = capsys.readouterr().out
     assert "--instrument-dir" in text and "exit status" in text and "csv" in text
+    for field in ("line", "valid", "total", "band", "concern", "critical_items", "risk_unknown", "table"):
+        assert field in text
 
 
 def test_score_is_a_registered_subcommand() -> None:

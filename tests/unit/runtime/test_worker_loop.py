@@ -39,7 +39,9 @@ class FakeTopic:
         self.refuse = refuse
         self.pending: list[tuple[asyncio.Future[None], tuple[str, bytes | None, bytes]]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> Awaitable[Any]:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
+    ) -> Awaitable[Any]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         record = (topic, key, value)
         self.records.append(record)
@@ -182,6 +184,10 @@ class DictStore:
     def put(self, key: str, value: str, record: Record) -> None:
         self.data[key] = value
         self.writes.append((key, value, record.partition))
+
+    def delete(self, key: str, record: Record) -> None:
+        self.data.pop(key, None)
+        self.writes.append((key, "<deleted>", record.partition))
 
 
 def counting(record: Record, state: Any, _now: datetime) -> Handled:

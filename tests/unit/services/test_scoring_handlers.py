@@ -134,3 +134,24 @@ def test_published_records_are_the_scored_events_keyed_like_the_input() -> None:
     outcome = score_session(event.model_dump_json().encode(), REGISTRY, T0)
     assert [o.value for o in outcome.outputs] == [e.model_dump_json().encode() for e in outcome.scored]
     assert {o.topic for o in outcome.outputs} == {"rapport.survey-scored.v1"}
+
+
+def test_a_duplicate_key_is_dead_lettered_as_duplicate_key_with_its_location() -> None:
+    raw = _raw(surveys=(("PHQ-9", PHQ9_MODERATE),)).decode()
+    # The client's answer to item 9 given twice: which one is true cannot be known.
+    doubled = raw.replace('"9":', '"9":3,"9":', 1).encode()
+    outcome = score_session(doubled, REGISTRY, T0)
+    assert outcome.label == "rejected" and outcome.scored == ()
+    (rejection,) = outcome.rejections
+    assert rejection.reason == "duplicate_key"
+    assert rejection.detail == "duplicate_key@data.surveys[0].answers.*"
+
+
+def test_an_oversized_answer_is_out_of_range_not_undecodable() -> None:
+    doc = json.loads(_raw(surveys=(("PHQ-9", PHQ9_MODERATE), ("SRS", srs(38.0)))))
+    doc["data"]["surveys"][0]["answers"]["1"] = "BIG"
+    huge = json.dumps(doc).replace('"BIG"', "9" * 20_000)  # PHQ-9 item 1: a 20,000-digit integer
+    outcome = score_session(huge.encode(), REGISTRY, T0)
+    assert [(r.reason, r.instrument) for r in outcome.rejections] == [("out_of_range_answer", "PHQ-9")]
+    assert [s.data.instrument for s in outcome.scored] == ["SRS"], "the sibling survey still flows"
+    assert "999" not in outcome.rejections[0].detail

@@ -1,0 +1,1 @@
+"""Clinician inbox: alerts with their evidence and trajectory chart, and acknowledge (web + consumer)."""
