@@ -13,11 +13,35 @@ from typing import Any
 
 DEFAULT_DB = ".gateway/gateway.sqlite3"
 
+EPILOG = """\
+actions:
+  create  make a key for a clinic; only its SHA-256 digest is stored, the key is shown once
+  revoke  revoke a key by its id; the gateway refuses it within a second
+  list    every key (optionally of one clinic), oldest first
+
+input: none; the gateway's SQLite file from --db (the gateway reads the same file).
+
+output:
+  create  stdout: the key alone on one line (KEY=$(rapport keys create --clinic c1) works);
+          stderr: the key id and a reminder that the key is not shown again
+  revoke  stdout: "revoked <key id>"
+  list    stdout: one line per key: key id, clinic, created, active or revoked <when>, label
+
+exit status:
+  0  done
+  1  revoke: no active key with that id
+  2  usage error (e.g. a clinic id that is not a pseudonym, a label too long)
+"""
+
 
 def register(sub: Any) -> None:
     """Add the ``keys`` subcommand."""
     parser: argparse.ArgumentParser = sub.add_parser(
-        "keys", help="Create, revoke or list the gateway's per-clinic API keys."
+        "keys",
+        help="create, revoke or list the gateway's per-clinic API keys",
+        description="The gateway's per-clinic API keys (stored hashed).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--db",

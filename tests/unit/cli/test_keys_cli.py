@@ -39,3 +39,11 @@ def test_db_path_from_the_gateway_environment(
     assert main(["keys", "create", "--clinic", "clinic-02"]) == 0
     key = capsys.readouterr().out.strip()
     assert ApiKeyStore(connect(db)).verify(key) is not None
+
+
+def test_help_documents_input_output_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["keys", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "input" in text and "output" in text and "exit status" in text
