@@ -17,7 +17,7 @@ class GatewaySettings(BaseSettings):
     topic_namespace: str = ""
     """Prefix of every topic name; empty in production."""
     web_host: str = "127.0.0.1"
-    web_port: int = 6063
+    web_port: int = 6065
     db_path: str = ".gateway/gateway.sqlite3"
     """SQLite file of the API keys, the idempotency ledger and the scores read model (one gateway
     process per file)."""
