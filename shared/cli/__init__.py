@@ -11,7 +11,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMANDS = ("score", "signals", "backtest", "topics", "schemas", "directory", "dead-letters", "inbox")
+SUBCOMMANDS = (
+    "score",
+    "signals",
+    "backtest",
+    "topics",
+    "schemas",
+    "directory",
+    "dead-letters",
+    "inbox",
+    "keys",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -111,3 +111,29 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a third-party message template through at most once per ``window_s`` per logger.
+
+    aiokafka logs a metadata failure per attempt while a broker is away — thousands of lines a
+    second — which would drown everything else. Rapport's own lines are never filtered.
+    """
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True when ``record`` should be written."""
+        if record.name.startswith(("shared", "services")):
+            return True
+        key = (record.name, record.msg if isinstance(record.msg, str) else type(record.msg).__name__)
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.window_s:
+            return False
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = record.created
+        return True
