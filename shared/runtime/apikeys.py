@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.contracts.canary import is_canary
+
 KEY_PREFIX = "rk_"
 _CLINIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -76,6 +78,9 @@ class ApiKeyStore:
         """Create a key for ``clinic_id``; returns its info and the key itself (shown once)."""
         if not _CLINIC.match(clinic_id):
             raise ValueError("clinic id must be 1-64 letters, digits or . _ : - (a pseudonym, not a name)")
+        if is_canary(clinic_id):
+            # Integrations can never send canary events: those must never reach a clinician.
+            raise ValueError(f"clinic id {clinic_id} is reserved for the canary")
         if len(label) > _LABEL_MAX or any(not ch.isprintable() for ch in label):
             raise ValueError(f"label must be at most {_LABEL_MAX} printable characters")
         key_id = secrets.token_hex(8)

@@ -47,3 +47,10 @@ def test_keys_are_per_clinic_and_survive_reopening(tmp_path: Path) -> None:
 def test_clinic_ids_are_pseudonyms(tmp_path: Path, clinic: str) -> None:
     with pytest.raises(ValueError):
         ApiKeyStore(connect(tmp_path / "g.db")).create(clinic)
+
+
+def test_no_key_can_be_made_for_the_canary_clinic(tmp_path: Path) -> None:
+    from shared.contracts.canary import CANARY_CLINIC_ID
+
+    with pytest.raises(ValueError, match="canary"):
+        ApiKeyStore(connect(tmp_path / "g.db")).create(CANARY_CLINIC_ID)
