@@ -20,30 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 
-def _register_idempotent_transport() -> str:
-    """Register a faust transport whose producer is idempotent with ``acks=all``.
-
-    faust-streaming only turns idempotence on inside exactly-once transactions; Rapport wants it for
-    every produce so broker-side retries never duplicate a record.
-    """
-    from faust.transport import drivers
-    from faust.transport.drivers import aiokafka as driver
-
-    scheme = "rapport-kafka"
-    if scheme not in drivers.TRANSPORTS.aliases:
-
-        class IdempotentProducer(driver.Producer):
-            def _settings_extra(self) -> dict[str, Any]:
-                return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-        class IdempotentTransport(driver.Transport):
-            Producer = IdempotentProducer
-
-        globals()["IdempotentTransport"] = IdempotentTransport
-        drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:IdempotentTransport"
-    return scheme
-
-
 class WorkerSettings(BaseSettings):
     """What every Rapport Faust worker reads from its environment; each service subclasses it with
     its own ``RAPPORT_<NAME>_`` prefix and defaults."""
@@ -67,14 +43,19 @@ class WorkerSettings(BaseSettings):
     """Longest wait to fill a batch; bounds the latency a batch adds at low rates."""
     session_timeout_s: float = 30.0
     """How long the group waits for a silent (crashed) worker before giving its partitions away."""
+    commit_interval_s: float = 2.8
+    """How often processed input offsets are committed (a restart replays at most this much)."""
     log_level: str = "INFO"
 
 
 def create_faust_app(settings: WorkerSettings) -> faust.App:
-    """A faust App with Rapport's defaults: idempotent producer, earliest offsets, no autodiscovery."""
+    """A faust App with Rapport's defaults: the ``rapport-kafka://`` transport (idempotent producer, no
+    input record lost after a restart), earliest offsets, no autodiscovery."""
     import faust
 
-    scheme = _register_idempotent_transport()
+    from shared.runtime.transport import SafeTableManager, register_transport
+
+    scheme = register_transport()
     brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
@@ -96,6 +77,9 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         topic_allow_declare=True,
         table_cleanup_interval=30.0,
         broker_session_timeout=settings.session_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        # Input partitions resume only after the post-recovery seek (shared/runtime/transport.py).
+        TableManager=SafeTableManager,
     )
 
 
