@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: help setup lock kafka-up kafka-down kafka-status topics test test-unit test-integration test-reliability lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-17s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ test-unit: setup ## Run only the unit tests (no broker)
 
 test-integration: setup ## Run the integration and e2e tests (real broker)
 	$(BIN)/pytest tests/integration tests/e2e
+
+RELIABILITY_RUNS ?= 10
+test-reliability: setup kafka-up ## kill -9 the monitor early in a backlog, restart it, 10 times in a row: 0 lost
+	$(BIN)/python -m tests.faults $(RELIABILITY_RUNS)
 
 lint: setup ## ruff (incl. bandit rules), mypy strict on shared/, import-linter contracts, schema check
 	$(BIN)/ruff check .
