@@ -77,8 +77,10 @@ def _describe(topic: str, value: dict[str, object], ns: str) -> str:
         return f"{RED}dead   {RESET} {value['stage']}: {value['reason']}{where} — offset {offset}"
     d = cast(dict[str, Any], value["data"])
     colour = SEVERITY_COLOUR.get(str(d["severity"]), "")
+    # A critical item raised from an invalid session event may lack the client or session (null).
+    client, session = d["client_id"] or "?", d["session_number"] or "?"
     return (
-        f"{colour}SIGNAL {d['severity']:>8}{RESET} {d['client_id']:>12} s{d['session_number']:<2} "
+        f"{colour}SIGNAL {d['severity']:>8}{RESET} {client:>12} s{session!s:<2} "
         f"{d['kind']}: {d['explanation']}"
     )
 

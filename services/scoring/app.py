@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,11 +14,13 @@ from services.scoring import handlers
 from services.scoring.metrics import ScoringMetrics
 from services.scoring.settings import ScoringSettings
 from shared.contracts import topics
-from shared.contracts.events import SurveyScored
+from shared.contracts.events import Signal, SurveyScored
 from shared.instruments import load_registry
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, attach_loop, create_faust_app
 from shared.runtime.worker import Handled, LoopMetrics, Record, WorkerLoop
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = None) -> faust.App:
@@ -37,6 +40,11 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
                 # A risk-only event (total null) is not a scored survey; its dead letter counts.
                 if isinstance(event, SurveyScored) and event.data.total is not None:
                     metrics.surveys_scored.labels(event.data.instrument).inc()
+                elif isinstance(event, Signal):
+                    metrics.risk_signals.labels(event.data.instrument).inc()
+                elif isinstance(event, handlers.UnroutableRisk):
+                    metrics.unroutable_risk.inc()
+                    log.warning("risk answer with no readable clinic", extra={"instrument": event.instrument})
 
     loop = WorkerLoop(
         stage=handlers.STAGE,
