@@ -257,7 +257,6 @@ def kill_experiment(
         f"{p}TOPIC_NAMESPACE": ns,
         f"{p}SESSION_TIMEOUT_S": SESSION_TIMEOUT_S,
         f"{p}STORE": store,
-        f"{p}PARTITIONS": "3",
     }
     first_env = {**env, f"{p}WEB_PORT": str(free_port())}
     if seek_delay_s is not None:

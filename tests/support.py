@@ -196,7 +196,6 @@ def running_service(
         f"{prefix}BOOTSTRAP_SERVERS": bootstrap,
         f"{prefix}APP_ID": f"{module.rsplit('.', 1)[-1]}-{ns.rstrip('.')}",
         f"{prefix}TOPIC_NAMESPACE": ns,
-        f"{prefix}PARTITIONS": "3",
         f"{prefix}WEB_PORT": str(port),
         **{f"{prefix}{k.upper()}": v for k, v in extra.items()},
     }

@@ -18,17 +18,26 @@ from shared.contracts.events import Signal, SurveyScored
 from shared.instruments import load_registry
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, attach_loop, create_faust_app
+from shared.runtime.startup import Topology
 from shared.runtime.worker import Handled, LoopMetrics, Record, WorkerLoop
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = None) -> faust.App:
+#: The topics this service reads, writes and keeps state in: all must have its input's partition count.
+TOPOLOGY = Topology(
+    input=topics.SESSION_COMPLETED, outputs=(topics.SURVEY_SCORED, topics.SIGNALS, topics.DEAD_LETTER)
+)
+
+
+def create_app(
+    settings: ScoringSettings, partitions: int, registry: CollectorRegistry | None = None
+) -> faust.App:
     """Build the scoring Faust app: one agent running the worker loop over raw session records."""
     registry = registry or CollectorRegistry()
     metrics = ScoringMetrics.create(registry)
     instruments = load_registry(extra_dirs=settings.instrument_dirs)
-    app = create_faust_app(settings)
+    app = create_faust_app(settings, partitions)
     publisher = FaustPublisher(app, settings.topic_namespace)
 
     def handle(record: Record, _state: Any, now: datetime) -> Handled:
@@ -61,5 +70,12 @@ def create_app(settings: ScoringSettings, registry: CollectorRegistry | None = N
         batch_max=settings.batch_max,
         within_s=settings.batch_within_s,
     )
-    add_health_views(app, registry, "scoring")
+    add_health_views(
+        app,
+        registry,
+        "scoring",
+        input_topic=topics.topic_name(TOPOLOGY.input, settings.topic_namespace),
+        bootstrap_servers=settings.bootstrap_servers,
+        broker_grace_s=settings.broker_grace_s,
+    )
     return app

@@ -7,12 +7,14 @@ Nothing here connects at import time; faust is imported inside the functions tha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import topic_name
+from shared.runtime.startup import Topology
 
 if TYPE_CHECKING:  # pragma: no cover
     import faust
@@ -31,8 +33,6 @@ class WorkerSettings(BaseSettings):
     """Consumer group and internal-topic prefix; one per service."""
     topic_namespace: str = ""
     """Prefix of every topic name; empty in production, unique per test run."""
-    partitions: int = 12
-    """Partitions of the topics the worker declares (tables: equal to their source topic's)."""
     store: str = "memory://"
     data_dir: str = ".faust-data"
     web_host: str = "127.0.0.1"
@@ -45,12 +45,20 @@ class WorkerSettings(BaseSettings):
     """How long the group waits for a silent (crashed) worker before giving its partitions away."""
     commit_interval_s: float = 2.8
     """How often processed input offsets are committed (a restart replays at most this much)."""
+    broker_grace_s: float = 15.0
+    """How long the broker may be unreachable before ``/readyz`` answers 503."""
+    startup_timeout_s: float = 60.0
+    """How long a starting worker waits for the broker before it gives up (exit 69)."""
     log_level: str = "INFO"
 
 
-def create_faust_app(settings: WorkerSettings) -> faust.App:
+def create_faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
     """A faust App with Rapport's defaults: the ``rapport-kafka://`` transport (idempotent producer, no
-    input record lost after a restart), earliest offsets, no autodiscovery."""
+    input record lost after a restart), earliest offsets, no autodiscovery.
+
+    ``partitions`` is the partition count of the worker's input topic as the broker reports it
+    (:func:`shared.runtime.startup.resolve_partitions`); topics and tables it declares get the same.
+    """
     import faust
 
     from shared.runtime.transport import SafeTableManager, register_transport
@@ -72,7 +80,7 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.partitions,
+        topic_partitions=partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
         table_cleanup_interval=30.0,
@@ -169,16 +177,43 @@ def attach_loop(app: Any, source: Any, loop: Any, *, name: str, batch_max: int, 
     return app.agent(source, name=name, concurrency=1)(agent)
 
 
-def run_worker(app: Any, log_level: str = "INFO") -> None:
-    """Run a faust app as a worker with JSON logs until SIGTERM/SIGINT, then stop cleanly."""
+def run_worker(
+    settings: WorkerSettings, topology: Topology, build: Callable[[int], faust.App], setting_prefix: str
+) -> None:
+    """Check the worker's environment, build its app and run it with JSON logs until SIGTERM/SIGINT.
+
+    Before faust starts: the web port must be free and every topic of ``topology`` must have the
+    partition count of its input topic, read from the broker (``build`` gets it). A failed check is
+    one clear log line and exit :data:`~shared.runtime.startup.EXIT_CONFIG` (or ``EXIT_UNAVAILABLE``
+    when no broker answered), never a crash loop. ``setting_prefix`` (``RAPPORT_SCORING_``...) names
+    settings in those messages.
+    """
+    import logging.config
+
     import faust
 
     from shared.runtime.logs import logging_config
+    from shared.runtime.startup import StartupError, check_port_free, resolve_partitions
 
+    logging.config.dictConfig(logging_config(settings.log_level))
+    try:
+        check_port_free(settings.web_host, settings.web_port, f"{setting_prefix}WEB_PORT")
+        partitions = resolve_partitions(
+            settings.bootstrap_servers,
+            topology,
+            namespace=settings.topic_namespace,
+            app_id=settings.app_id,
+            timeout_s=settings.startup_timeout_s,
+        )
+    except StartupError as exc:
+        log.critical("cannot start: %s", str(exc), extra={"reason": "startup"})
+        logging.shutdown()
+        raise SystemExit(exc.exit_code) from None
+    log.info("topics checked", extra={"topic": topology.input, "count": partitions})
     worker = faust.Worker(
-        app,
-        loglevel=log_level,
-        logging_config=logging_config(log_level),
+        build(partitions),
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level),
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()

@@ -10,6 +10,7 @@ import pytest
 
 from shared.contracts import topics
 from shared.contracts.events import DeadLetter, SurveyScored, derive_id
+from shared.contracts.keys import subject_key
 from tests.support import (
     PHQ9_MODERATE,
     consume,
@@ -27,15 +28,14 @@ PREFIX = "RAPPORT_SCORING_"
 def test_valid_session_yields_expected_scored_event(kafka_bootstrap: str, ns: str, tmp_path: Path) -> None:
     event = session_event(client="c-valid")
     with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
-        produce(
-            kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [(b"c-valid", event.model_dump_json().encode())]
-        )
+        record = (b"other-key", event.model_dump_json().encode())
+        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), [record])
         records = consume(kafka_bootstrap, t(ns, topics.SURVEY_SCORED), expected=1)
         metrics = svc.get("/metrics")[1]
         assert svc.get("/healthz")[0] == 200
 
     assert len(records) == 1, "exactly one scored event per survey"
-    assert records[0].key == b"c-valid", "keyed by client so a client's events stay in order"
+    assert records[0].key == subject_key("clinic-01", "c-valid"), "keyed by the subject, not the input key"
     scored = SurveyScored.model_validate_json(records[0].value)
     assert scored.id == derive_id(event.id, "survey-scored", "PHQ-9")
     assert scored.correlation_id == event.id
@@ -48,6 +48,9 @@ def test_valid_session_yields_expected_scored_event(kafka_bootstrap: str, ns: st
     assert 'rapport_scoring_sessions_total{outcome="scored"} 1.0' in metrics
     assert 'rapport_scoring_surveys_scored_total{instrument="PHQ-9"} 1.0' in metrics
     assert "rapport_scoring_consumer_lag_messages{" in metrics
+    assert "rapport_scoring_ready 1.0" in metrics
+    assert "rapport_scoring_broker_unreachable_seconds 0.0" in metrics
+    assert "process_start_time_seconds " in metrics
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,7 @@ def test_the_seek_waits_for_a_fetch_begun_before_the_inputs_were_paused() -> Non
 def test_the_app_factory_uses_the_safe_recovery(tmp_path: Path) -> None:
     from shared.runtime.kafka import WorkerSettings, create_faust_app
 
-    app = create_faust_app(WorkerSettings(app_id="r", data_dir=str(tmp_path)))
+    app = create_faust_app(WorkerSettings(app_id="r", data_dir=str(tmp_path)), 3)
     assert isinstance(app.tables, SafeTableManager)
     assert isinstance(app.tables.recovery, SafeRecovery)
     assert isinstance(app.consumer, RapportConsumer)
