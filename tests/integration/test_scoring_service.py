@@ -153,3 +153,48 @@ def test_burst_of_mixed_events_loses_nothing(kafka_bootstrap: str, ns: str, tmp_
     for v in values(dead):
         got_reasons[v["reason"]] = got_reasons.get(v["reason"], 0) + 1
     assert got_reasons == expected_reasons, "every invalid event dead-lettered once, right reason"
+
+
+def test_risk_answers_in_bad_envelopes_reach_the_signals_topic(
+    kafka_bootstrap: str, ns: str, tmp_path: Path
+) -> None:
+    """PHQ-9 item 9 = 3 in session events that each fail validation on one unrelated envelope field."""
+    import json
+
+    def broken(client: str, **fields: object) -> bytes:
+        event = session_event(client=client, surveys=(("PHQ-9", {**PHQ9_MODERATE, "9": 3}),))
+        doc = json.loads(event.model_dump_json())
+        for path, value in fields.items():
+            node = doc
+            *parents, last = path.split("__")
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        return json.dumps(doc).encode()
+
+    records = [
+        (b"k1", broken("c-time", time="yesterday")),
+        (b"k2", broken("c-uni", subject="ünï 😀", data__client_id="ünï 😀")),
+        (b"k3", broken("c-session", data__session_number=0)),
+        (b"k4", broken("c-bytes").replace(b'"clin-01"', b'"clin-\xff"')),
+        (b"k5", broken("c-noclinic", clinic_id="ünï 😀")),
+    ]
+    with running_service("services.scoring", PREFIX, kafka_bootstrap, ns, tmp_path) as svc:
+        produce(kafka_bootstrap, t(ns, topics.SESSION_COMPLETED), records)
+        signals = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=4)
+        dead = consume(kafka_bootstrap, t(ns, topics.DEAD_LETTER), expected=5)
+        metrics = svc.get("/metrics")[1]
+
+    got = {v["data"]["client_id"]: v for v in values(signals)}
+    assert set(got) == {"c-time", None, "c-session", "c-bytes"}, "four routed critical_item signals"
+    assert all(v["data"]["kind"] == "critical_item" and v["clinic_id"] == "clinic-01" for v in got.values())
+    assert got["c-session"]["data"]["session_number"] is None
+    assert got["c-bytes"]["data"]["clinician_id"] is None
+    assert got[None]["data"]["clinician_id"] == "clin-01", "the other fields still route the signal"
+    letters = [DeadLetter.model_validate_json(r.value) for r in dead]
+    for d in letters:
+        assert d.risk_endorsed and [(r.instrument, r.item) for r in d.risk_items] == [("PHQ-9", "9")]
+    assert "rapport_scoring_unroutable_risk_total 1.0" in metrics
+    assert 'rapport_scoring_risk_signals_total{instrument="PHQ-9"} 4.0' in metrics
+    for d in letters:
+        assert "ünï" not in d.detail and "yesterday" not in d.detail
