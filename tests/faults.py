@@ -237,10 +237,11 @@ def kill_experiment(
     the table) with the offline prediction.
 
     ``seek_delay_s`` is the regression mode: the restarted worker gets the test-only seek fault
-    (:data:`SEEK_DELAY_ENV`), and the first worker is kept from committing (the defect needs a group
-    without committed offsets) and works in small batches so it is killed early in the backlog (the
-    records the restarted worker can drop are then ones nobody has processed yet). Without it the
-    experiment runs the services exactly as configured in production.
+    (:data:`SEEK_DELAY_ENV`) and no local table files (it recovers its table from the changelog, as
+    on another node), and the first worker is kept from committing (the defect needs a group without
+    committed offsets) and works in small batches so it is killed early in the backlog (the records
+    the restarted worker can drop are then ones nobody has processed yet). Without it the experiment
+    runs the services exactly as configured in production.
     """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="rapport-kill-"))
     ns = namespace()
@@ -282,6 +283,9 @@ def kill_experiment(
     second_env = {**env, f"{p}WEB_PORT": str(free_port())}
     if seek_delay_s is not None:
         second_env[SEEK_DELAY_ENV] = str(seek_delay_s)
+        # Restarted as on another node: no local table files, so the table is recovered from the
+        # changelog (a rocksdict store reopening its own files after kill -9 would need no recovery).
+        second_env[f"{p}DATA_DIR"] = str(workdir / "restarted-state")
     second_port = int(second_env[f"{p}WEB_PORT"])
     second = ServiceProcess(service.module, second_env, second_port, workdir / "second.log")
     second.start()

@@ -60,9 +60,9 @@ SCHEME = "rapport-kafka"
 
 #: Test-only fault injection (read only when set; never set it in production): the restarted worker's
 #: post-recovery seek back to the committed offsets is held open until input records have been
-#: reaching the streams for this many seconds and one of them waits in a stream buffer while the
+#: reaching the streams for this many seconds and some of them wait in a stream buffer while the
 #: stream is busy (at most :data:`FAULT_HOLD_LIMIT_S` in all). That is the moment at which stock faust
-#: clears the buffer and loses the record; with the fix no input record can be in a buffer then.
+#: clears the buffer and loses them; with the fix no input record can be in a buffer then.
 SEEK_DELAY_ENV = "RAPPORT_FAULT_SEEK_DELAY_S"
 FAULT_HOLD_LIMIT_S = 5.0
 
@@ -72,10 +72,10 @@ def _fault_seek_delay() -> float:
     return max(0.0, float(raw)) if raw else 0.0
 
 
-def _input_record_buffered(app: Any) -> bool:
+def _input_records_buffered(app: Any) -> int:
     changelog_queue = app.tables.changelog_queue
     queues = list(getattr(app.flow_control, "_queues", ()))
-    return any(q is not changelog_queue and not q.empty() for q in queues)
+    return sum(q.qsize() for q in queues if q is not changelog_queue)
 
 
 class IdempotentProducer(driver.Producer):
@@ -162,14 +162,16 @@ class RapportConsumer(driver.Consumer):
         await super().perform_seek()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FAULT_HOLD_LIMIT_S
-        # Two checks in a row with a record buffered: the stream is busy (awaiting the broker's
-        # acks), so the record will still be there when the seek returns.
+        # Armed when records have sat in a buffer across two checks: the stream is busy (awaiting the
+        # broker's acks), and it takes one loop turn per record to drain them, so some are still
+        # there when the seek returns. Several records make that near certain; one will do late on.
         seen = 0
         while seen < 2 and loop.time() < deadline:
             await asyncio.sleep(0.002)
             since = self._input_since
             flowing = since is not None and loop.time() - since >= self._fault_delay
-            seen = seen + 1 if flowing and _input_record_buffered(self.app) else 0
+            wanted = 3 if loop.time() < deadline - FAULT_HOLD_LIMIT_S / 2 else 1
+            seen = seen + 1 if flowing and _input_records_buffered(self.app) >= wanted else 0
         log.warning("fault injection: seek returns", extra={"count": seen})
 
 

@@ -3,8 +3,9 @@
 service.
 
 A worker is killed right after its first output while a backlog is queued and before it committed
-any offset, then restarted with a test-only fault that holds its post-recovery seek open until input
-records sit in a stream buffer (the moment stock faust clears them). Every signal the offline rules
+any offset, then restarted (without local table files, as on another node, so its table is recovered
+from the changelog) with a test-only fault that holds its post-recovery seek open until input records
+sit in a stream buffer (the moment stock faust clears them). Every signal the offline rules
 predict must be on the topic, and every client's stored trajectory must equal the offline one (a lost
 input record shows there even when it raised no signal). Without the fix these fail on both stores.
 """
@@ -35,6 +36,7 @@ def test_monitor_killed_early_in_a_backlog_loses_no_signal(
 ) -> None:
     run = kill_experiment(kafka_bootstrap, MONITOR, store=store, seek_delay_s=seek_delay_s, workdir=tmp_path)
     assert run.changelog_before_kill > 0, "precondition: the restart recovers a non-empty changelog"
+    assert "Restoring state from changelog topics" in run.logs, "precondition: the table was recovered"
     _assert_nothing_lost(run)
     assert run.wrong_states == 0, f"trajectories differ from the offline rules: {run.summary()}"
 
