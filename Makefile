@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA := deploy/kafka/kafka.sh
 
 .DEFAULT_GOAL := help
-.PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-slow test-integration lint fmt schemas bench demo demo-down clean
+.PHONY: prometheus-check asyncapi-check grafana-check k8s-check k8s-manifests k8s-crd-schemas help setup lock kafka-up kafka-down kafka-status topics test test-unit test-slow test-integration test-reliability lint fmt schemas bench demo demo-down clean
 
 help: ## List the targets
 	@if [ -t 1 ] && [ -z "$$NO_COLOR" ]; then on=$$'\033[36m'; off=$$'\033[0m'; else on=; off=; fi; \
@@ -51,6 +51,10 @@ test-slow: setup ## Run only the slow resource tests (the monitor's memory over 
 
 test-integration: setup ## Run the integration and e2e tests (real broker)
 	$(BIN)/pytest tests/integration tests/e2e
+
+RELIABILITY_RUNS ?= 10
+test-reliability: setup kafka-up ## kill -9 the monitor early in a backlog, restart it, 10 times in a row: 0 lost
+	$(BIN)/python -m tests.faults $(RELIABILITY_RUNS)
 
 lint: setup ## ruff, mypy strict on shared/, import-linter, schemas, promtool, dashboard and manifests current
 	$(BIN)/ruff check .

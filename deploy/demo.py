@@ -130,8 +130,10 @@ def _describe_dead_letter(value: dict[str, Any], style: Style) -> str:
 def _describe_signal(value: dict[str, Any], style: Style) -> str:
     d = value["data"]
     severity = str(d["severity"])
+    # A critical item raised from an invalid session event may lack the client or session (null).
+    client, session = d["client_id"] or "?", d["session_number"] or "?"
     return (
-        f"{style.severity(severity, 'SIGNAL')}  {d['client_id']:>24} s{d['session_number']:<2} "
+        f"{style.severity(severity, 'SIGNAL')}  {client:>24} s{session!s:<2} "
         f"{style.severity(severity, f'{severity:>8}')} {d['kind']}: {d['explanation']}"
     )
 

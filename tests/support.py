@@ -135,8 +135,8 @@ class ServiceProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout_s: float = 120.0) -> ServiceProcess:
-        """Start the process and wait until ``/readyz`` answers 200 (bounded)."""
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting for it to be ready."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -145,6 +145,12 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def start(self, ready_timeout_s: float = 120.0) -> ServiceProcess:
+        """Start the process and wait until ``/readyz`` answers 200 (bounded)."""
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -190,7 +196,6 @@ def running_service(
         f"{prefix}BOOTSTRAP_SERVERS": bootstrap,
         f"{prefix}APP_ID": f"{module.rsplit('.', 1)[-1]}-{ns.rstrip('.')}",
         f"{prefix}TOPIC_NAMESPACE": ns,
-        f"{prefix}PARTITIONS": "3",
         f"{prefix}WEB_PORT": str(port),
         **{f"{prefix}{k.upper()}": v for k, v in extra.items()},
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.monitor.app import create_app
+from services.monitor.app import TOPOLOGY, create_app
 from services.monitor.settings import MonitorSettings
 from shared.runtime.kafka import run_worker
 
@@ -10,7 +10,7 @@ from shared.runtime.kafka import run_worker
 def main() -> None:
     """Build settings and the app from the environment, then run until SIGTERM."""
     settings = MonitorSettings()
-    run_worker(create_app(settings), settings.log_level)
+    run_worker(settings, TOPOLOGY, lambda partitions: create_app(settings, partitions), "RAPPORT_MONITOR_")
 
 
 if __name__ == "__main__":

@@ -17,22 +17,30 @@ from shared.contracts.events import utc_now
 from shared.rules.config import load_rulebook
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, FaustTableStore, attach_loop, create_faust_app, create_table
+from shared.runtime.startup import Topology
 from shared.runtime.worker import BatchState, Handled, LoopMetrics, Record, WorkerLoop
+
+#: The topics this service reads, writes and keeps state in: all must have its input's partition count.
+TOPOLOGY = Topology(
+    input=topics.SURVEY_SCORED, outputs=(topics.SIGNALS, topics.DEAD_LETTER), tables=("trajectories",)
+)
 
 
 def _same(text: str) -> str:
     return text
 
 
-def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = None) -> faust.App:
+def create_app(
+    settings: MonitorSettings, partitions: int, registry: CollectorRegistry | None = None
+) -> faust.App:
     """Build the monitor Faust app: a changelog-backed trajectory table and the worker loop."""
     registry = registry or CollectorRegistry()
     metrics = MonitorMetrics.create(registry)
     rules = load_rulebook(settings.ruleset_path)
-    app = create_faust_app(settings)
+    app = create_faust_app(settings, partitions)
     publisher = FaustPublisher(app, settings.topic_namespace)
     # One JSON document per client (all episodes); the changelog topic makes it survive restarts.
-    trajectories = create_table(app, "trajectories", settings.partitions)
+    trajectories = create_table(app, "trajectories", partitions)
     state: BatchState[str] = BatchState(FaustTableStore(trajectories), _same, _same)
 
     def handle(record: Record, view: Any, now: datetime) -> Handled:
@@ -62,5 +70,12 @@ def create_app(settings: MonitorSettings, registry: CollectorRegistry | None = N
         batch_max=settings.batch_max,
         within_s=settings.batch_within_s,
     )
-    add_health_views(app, registry, "monitor")
+    add_health_views(
+        app,
+        registry,
+        "monitor",
+        input_topic=topics.topic_name(TOPOLOGY.input, settings.topic_namespace),
+        bootstrap_servers=settings.bootstrap_servers,
+        broker_grace_s=settings.broker_grace_s,
+    )
     return app

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from shared.contracts.deadletters import Rejection, decode
 from shared.contracts.events import Signal, SurveyScored
+from shared.contracts.keys import subject_id, subject_key
 from shared.contracts.topics import SIGNALS
 from shared.rules.config import RuleBook
 from shared.rules.live import evaluate
@@ -32,7 +33,7 @@ class MonitorOutcome:
 
 def state_key(event: SurveyScored) -> str:
     """Table key of a client's state: client ids are scoped by clinic."""
-    return f"{event.clinic_id}|{event.data.client_id}"
+    return subject_id(event.clinic_id, event.data.client_id)
 
 
 def decode_scored(raw: bytes) -> SurveyScored | Rejection:
@@ -62,7 +63,7 @@ def track_record(record: Record, state: StateView[str], rules: RuleBook, now: da
     outcome = track(decoded, state.get(key), rules, now)
     if outcome.state is not None:
         state.set(key, outcome.state, record)
-    signal_key = record.key or decoded.data.client_id.encode()
+    signal_key = subject_key(decoded.clinic_id, decoded.data.client_id)
     return Handled(
         outcome.change,
         outputs=tuple(Output(SIGNALS, signal_key, s.model_dump_json().encode()) for s in outcome.signals),

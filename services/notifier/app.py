@@ -24,6 +24,7 @@ from shared.contracts.canary import CANARY_CLINIC_ID
 from shared.contracts.topics import topic_name
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, FaustTableStore, attach_loop, create_faust_app, create_table
+from shared.runtime.startup import Topology
 from shared.runtime.worker import BatchState, Handled, LoopMetrics, Record, WorkerLoop
 
 
@@ -31,8 +32,24 @@ def _dump(state: ClientAlerts | DigestState) -> str:
     return state.model_dump_json()
 
 
+#: The topics this service reads, writes and keeps state in: all must have its input's partition count
+#: (signals, acknowledgements and the client side's internal records are co-partitioned).
+TOPOLOGY = Topology(
+    input=topics.SIGNALS,
+    outputs=(
+        topics.ALERT_ACKS,
+        topics.ALERTS,
+        topics.NOTIFIER_CLIENT,
+        topics.NOTIFIER_DIGEST,
+        topics.DEAD_LETTER,
+    ),
+    tables=("client-alerts", "digests"),
+)
+
+
 def create_app(
     settings: NotifierSettings,
+    partitions: int,
     registry: CollectorRegistry | None = None,
     *,
     adapters: Mapping[str, ChannelPort] | None = None,
@@ -40,12 +57,12 @@ def create_app(
     """Build the notifier Faust app. ``adapters`` replaces the real channels (tests)."""
     registry = registry or CollectorRegistry()
     metrics = NotifierMetrics.create(registry)
-    app = create_faust_app(settings)
+    app = create_faust_app(settings, partitions)
     ns = settings.topic_namespace
     publisher = FaustPublisher(app, ns)
     directory = DirectoryCache()
     cfg = PolicyConfig(retry_schedule_s=settings.retry_schedule_s)
-    ctx = Context(directory.get, cfg, settings.partitions, ns)
+    ctx = Context(directory.get, cfg, partitions, ns)
     for channel in ("webhook", "email", "chat"):
         for outcome in ("delivered", "retrying", "gone", "rejected", "exhausted"):
             metrics.delivery_attempts.labels(channel, outcome)  # every series exists from the start
@@ -59,7 +76,7 @@ def create_app(
         directory=directory,
         metrics=metrics,
         inbox_url=settings.inbox_url,
-        partitions=settings.partitions,
+        partitions=partitions,
         endpoint_concurrency=settings.endpoint_concurrency,
         canary_clinic=CANARY_CLINIC_ID,
     )
@@ -67,8 +84,8 @@ def create_app(
     metrics.directory_clinics.set_function(lambda: len(directory.clinics))
     metrics.endpoints_disabled.set_function(lambda: len(dispatcher.disabled))
 
-    client_table = create_table(app, "client-alerts", settings.partitions)
-    digest_table = create_table(app, "digests", settings.partitions)
+    client_table = create_table(app, "client-alerts", partitions)
+    digest_table = create_table(app, "digests", partitions)
     client_state: BatchState[ClientAlerts] = BatchState(
         FaustTableStore(client_table), ClientAlerts.model_validate_json, _dump
     )
@@ -156,6 +173,14 @@ def create_app(
         if http is not None:
             await http.close()
 
-    add_health_views(app, registry, "notifier", ready_checks=(directory.loaded.is_set,))
+    add_health_views(
+        app,
+        registry,
+        "notifier",
+        input_topic=signals_topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        broker_grace_s=settings.broker_grace_s,
+        checks=(("directory not loaded yet", directory.loaded.is_set),),
+    )
     app.rapport_dispatcher = dispatcher  # type: ignore[attr-defined]  # for tests and debugging
     return app

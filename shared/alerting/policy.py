@@ -158,9 +158,22 @@ def next_digest(mode: str, digest_time: str, zone: str, now: float) -> float:
 # --------------------------------------------------------------------------- routing
 
 
+#: Placeholders for routing fields a signal lacks (a risk answer salvaged from an invalid session
+#: event): the alert still exists, goes up the chain to the clinic's on-call, and shows what is unknown.
+UNASSIGNED = "unassigned"
+
+
+def client_of(signal: Signal) -> str:
+    """The client an alert is about; a signal without a valid client gets a pseudonym of its own."""
+    return signal.data.client_id or f"unidentified-{signal.id.hex[:12]}"
+
+
 def alert_id_of(signal: Signal) -> str:
-    """The alert id of a signal: derived from its dedup key (clinic, client, rule, episode+session)."""
+    """The alert id of a signal: derived from its dedup key (clinic, client, rule, episode+session);
+    a signal whose session is unknown is its own key."""
     d = signal.data
+    if d.client_id is None or d.session_number is None or d.episode_id is None:
+        return str(derive_id("alert", signal.clinic_id, "signal", signal.id))
     return str(derive_id("alert", signal.clinic_id, d.client_id, d.rule_id, d.episode_id, d.session_number))
 
 
@@ -314,7 +327,7 @@ def summary_of(signal: Signal, topic: str = "", partition: int = -1, offset: int
         severity=d.severity,
         rule_id=d.rule_id,
         rule_version=d.rule_version,
-        clinician_id=d.clinician_id,
+        clinician_id=d.clinician_id or UNASSIGNED,
         episode_id=d.episode_id,
         session_number=d.session_number,
         instrument=d.instrument,
@@ -505,6 +518,8 @@ def _resolve_by(
             and s.kind in closes
             and s.episode_id == d.episode_id
             and s.instrument == d.instrument
+            and s.session_number is not None
+            and d.session_number is not None
             and s.session_number < d.session_number
         ):
             _close(state, record, "resolved", now, decision, directory, cfg, resolved_by_signal=signal.id)

@@ -53,8 +53,8 @@ class AlertSummary(_State):
     rule_id: str
     rule_version: str
     clinician_id: str
-    episode_id: str
-    session_number: int
+    episode_id: str | None
+    session_number: int | None
     instrument: str
     explanation: str
     session_event_time: float | None = None

@@ -58,10 +58,13 @@ class AlertEventData(_Model):
     rule_id: str
     rule_version: str
     clinician_id: PseudonymousId
-    """The treating clinician."""
+    """The treating clinician (``unassigned`` when the signal's session event named none validly)."""
     client_id: PseudonymousId
-    episode_id: PseudonymousId
-    session_number: int = Field(ge=1)
+    """The client (``unidentified-…`` when the signal's session event named none validly: a risk
+    answer in an invalid session event still raises an alert, to the clinic's on-call)."""
+    episode_id: PseudonymousId | None
+    session_number: int | None = Field(ge=1)
+    """Null only for an alert of a session event whose episode or session number was invalid."""
     instrument: str
     explanation: str = Field(max_length=300)
     """The signal's one-line explanation (numbers only)."""

@@ -18,6 +18,7 @@ from shared.contracts.events import (
     MAX_DEAD_LETTER_VALUE,
     DeadLetter,
     DeadLetterReason,
+    RiskItem,
     derive_id,
 )
 
@@ -26,11 +27,16 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Rejection:
-    """Why a record, or one part of it, could not be processed. ``detail`` holds no input values."""
+    """Why a record, or one part of it, could not be processed. ``detail`` holds no input values.
+
+    ``risk_items`` lists the critical items, as ``(instrument, item)``, that the rejected record
+    endorsed with a valid answer (its dead letter says ``risk_endorsed``).
+    """
 
     reason: DeadLetterReason
     detail: str
     instrument: str | None = None
+    risk_items: tuple[tuple[str, str], ...] = ()
 
 
 def decode(model: type[M], raw: bytes) -> M | Rejection:
@@ -75,4 +81,6 @@ def build_dead_letter(
         original_size=len(value),
         correlation_id=correlation_id,
         clinic_id=clinic_id,
+        risk_endorsed=bool(rejection.risk_items),
+        risk_items=[RiskItem(instrument=i, item=item) for i, item in rejection.risk_items],
     )

@@ -212,13 +212,19 @@ class Evidence(_Model):
 
 
 class SignalData(_Model):
-    """A rule fired for one client at one session."""
+    """A rule fired for one client at one session.
 
-    clinician_id: PseudonymousId
-    client_id: PseudonymousId
-    episode_id: PseudonymousId
-    session_number: int = Field(ge=1)
-    session_time: AwareDatetime
+    The routing fields (``clinician_id``, ``client_id``, ``episode_id``, ``session_number``,
+    ``session_time``) are null only on a ``critical_item`` raised by the scoring service from a session
+    event that failed validation: a risk answer is never dropped for an unrelated bad field, so such a
+    signal carries every field that was valid and null for the others (``clinic_id`` is always set).
+    """
+
+    clinician_id: PseudonymousId | None
+    client_id: PseudonymousId | None
+    episode_id: PseudonymousId | None
+    session_number: int | None = Field(ge=1)
+    session_time: AwareDatetime | None
     instrument: InstrumentId
     kind: SignalKind
     severity: Severity
@@ -234,6 +240,9 @@ class Signal(Envelope):
     """Topic ``rapport.signals.v1``."""
 
     type: Literal["rapport.signal.raised"] = "rapport.signal.raised"
+    subject: PseudonymousId | None  # type: ignore[assignment]
+    """Pseudonymous client id (the topic key); null only when the client id of a session event that
+    failed validation was itself invalid (see :class:`SignalData`)."""
     data: SignalData
 
 
@@ -252,6 +261,13 @@ DeadLetterReason = Literal[
 ]
 """Fixed vocabulary of why a record could not be processed (``duplicate_key``: a key given twice in
 one JSON object, or a CSV column named twice — "last one wins" would silently pick an answer)."""
+
+
+class RiskItem(_Model):
+    """A critical (risk) item endorsed with a valid answer: which instrument and item, never the answer."""
+
+    instrument: InstrumentId
+    item: ItemId
 
 
 class DeadLetter(_Model):
@@ -284,6 +300,11 @@ class DeadLetter(_Model):
     """Size of the original value in bytes."""
     correlation_id: uuid.UUID | None = None
     clinic_id: str | None = None
+    risk_endorsed: bool = False
+    """True when the record endorsed a critical (risk) item with a valid answer: a clinician must
+    hear of it even though the record could not be processed (see ``risk_items``)."""
+    risk_items: list[RiskItem] = Field(default_factory=list)
+    """The endorsed critical items (instrument and item, never the answer)."""
 
 
 class DeadLetterReplayed(_Model):

@@ -39,8 +39,9 @@ class AlertSummary:
     clinic_id: str
     client_id: str
     clinician_id: str
-    episode_id: str
-    session_number: int
+    episode_id: str | None
+    session_number: int | None
+    """Null for an alert of a session event whose episode or session number was invalid."""
     instrument: str
     kind: str
     severity: str

@@ -71,8 +71,9 @@ alerts = Table(
     Column("clinic_id", String, nullable=False),
     Column("client_id", String, nullable=False),
     Column("clinician_id", String, nullable=False),
-    Column("episode_id", String, nullable=False),
-    Column("session_number", Integer, nullable=False),
+    # Null for an alert of a session event whose episode or session number was invalid.
+    Column("episode_id", String),
+    Column("session_number", Integer),
     Column("instrument", String, nullable=False),
     Column("kind", String, nullable=False),
     Column("severity", String, nullable=False),
@@ -391,6 +392,11 @@ class InboxStore:
             if isinstance(change, AlertEvent):
                 event_rows[str(change.id)] = _alert_event_row(change)
             elif isinstance(change, Signal):
+                d = change.data
+                if d.client_id is None or d.episode_id is None or d.session_number is None:
+                    # A risk answer salvaged from an invalid session event: it is no point of any
+                    # trajectory; its alert (from the notifier) carries what is known.
+                    continue
                 signal_rows[str(change.id)] = _signal_row(change)
             elif isinstance(change, SurveyScored):
                 score_rows[str(change.id)] = _score_row(change)

@@ -11,7 +11,12 @@ gives:
 * **pre-scored totals** (offline histories that kept totals only): scored with the spec's bands,
   cutoff and reliable change, every critical item reported as risk unknown;
 * **risk-only**: an unscorable survey that endorsed a critical item with a valid answer is rejected
-  *and* published, with a null total, so the risk answer reaches the monitor at once.
+  *and* published, with a null total, so the risk answer reaches the monitor at once; its rejection
+  names the endorsed items (the dead letter says ``risk_endorsed``);
+* **risk in a bad envelope**: when the session event itself fails validation, :func:`salvage_risk`
+  still reads each survey's instrument and answers best-effort, and :func:`risk_signals` turns every
+  critical item endorsed with a valid answer into a ``critical_item`` signal addressed to whatever
+  routing fields were valid (see :class:`Routing`).
 
 Building the ``SurveyScored`` envelopes is a separate step (:meth:`SessionScores.events`): the backtest
 needs only the results, the services and ``rapport signals`` need the events.
@@ -19,17 +24,32 @@ needs only the results, the services and ``rapport signals`` need the events.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import AwareDatetime, Field, TypeAdapter, ValidationError
 
 from shared.contracts.deadletters import Rejection, decode
-from shared.contracts.events import Answer, SessionCompleted, SurveyScored, SurveyScoredData, derive_id
+from shared.contracts.events import (
+    Answer,
+    Evidence,
+    InstrumentId,
+    PseudonymousId,
+    SessionCompleted,
+    Signal,
+    SignalData,
+    SurveyScored,
+    SurveyScoredData,
+    derive_id,
+)
 from shared.instruments import Registry, ScoreFailure, ScoreResult
 from shared.instruments.scorer import score_general, score_total, unknown_instrument
 from shared.pipeline.clinics import Scorers, registry_for
+from shared.rules.engine import RULES
 
 DUPLICATE_INSTRUMENT = "duplicate instrument in one session"
 
@@ -170,7 +190,14 @@ def score_surveys(
             else:
                 result = plan.fast_typed(answers) or score_general(plan, answers)
         rejection = (
-            Rejection(result.reason, result.detail, instrument) if isinstance(result, ScoreFailure) else None
+            Rejection(
+                result.reason,
+                result.detail,
+                instrument,
+                tuple((instrument, item) for item in result.critical_items),
+            )
+            if isinstance(result, ScoreFailure)
+            else None
         )
         out.append(SurveyOutcome(instrument, result, rejection))
     return SessionScores(ctx, tuple(out))
@@ -250,3 +277,183 @@ def scored_event(
             scale=scale,
         ),
     )
+
+
+# --------------------------------------------------------------------------- risk in a bad envelope
+
+#: Rule set version of the ``critical_item`` signals raised from invalid session events: the rule is
+#: built in (any endorsed critical item is critical) and no clinic can configure it away.
+BUILTIN_RULESET = "builtin"
+EXPLANATION_MAX = 300
+
+_ID = TypeAdapter(PseudonymousId)
+_INSTRUMENT = TypeAdapter(InstrumentId)
+_SESSION_NUMBER = TypeAdapter(Annotated[int, Field(ge=1, le=10_000, strict=True)])
+_TIME = TypeAdapter(AwareDatetime)
+_UUID = TypeAdapter(uuid.UUID)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """The routing fields of a session event that failed validation: each one that is valid on its
+    own, ``None`` for the others. A signal needs at least the clinic."""
+
+    clinic_id: str | None = None
+    clinician_id: str | None = None
+    client_id: str | None = None
+    episode_id: str | None = None
+    session_id: uuid.UUID | None = None
+    session_number: int | None = None
+    session_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedRisk:
+    """Critical items endorsed with a valid answer in a record that is not a valid session event."""
+
+    routing: Routing
+    endorsed: tuple[tuple[str, tuple[str, ...]], ...]
+    """``(instrument, endorsed items)`` per instrument, in record order."""
+
+    @property
+    def risk_items(self) -> tuple[tuple[str, str], ...]:
+        """Every endorsed ``(instrument, item)``."""
+        return tuple((instrument, item) for instrument, items in self.endorsed for item in items)
+
+
+def _valid(adapter: TypeAdapter[Any], value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return adapter.validate_python(value)
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
+def _routing(doc: Mapping[str, Any]) -> Routing:
+    data = doc.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    # The client is data.client_id; the envelope's subject is the same id and stands in for it only
+    # when data.client_id is absent (an invalid client id is never replaced by a guess).
+    client = _valid(_ID, data["client_id"]) if "client_id" in data else _valid(_ID, doc.get("subject"))
+    return Routing(
+        clinic_id=_valid(_ID, doc.get("clinic_id")),
+        clinician_id=_valid(_ID, data.get("clinician_id")),
+        client_id=client,
+        episode_id=_valid(_ID, data.get("episode_id")),
+        session_id=_valid(_UUID, doc.get("id")),
+        session_number=_valid(_SESSION_NUMBER, data.get("session_number")),
+        session_time=_valid(_TIME, data.get("session_time")),
+    )
+
+
+def _endorsed(surveys: Any, registry: Registry) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(surveys, list):
+        return ()
+    found: dict[str, list[str]] = {}
+    for survey in surveys:
+        if not isinstance(survey, Mapping):
+            continue
+        instrument, answers = survey.get("instrument"), survey.get("answers")
+        if not isinstance(instrument, str) or not isinstance(answers, Mapping):
+            continue
+        plan = registry.plan(instrument) if _valid(_INSTRUMENT, instrument) else None
+        if plan is None or not plan.critical:
+            continue
+        # The scorer's own validation: only an answer that is a number on the item's grid counts.
+        result = score_general(plan, {str(k): v for k, v in answers.items()})
+        items = found.setdefault(plan.instrument, [])
+        items.extend(i for i in result.critical_items if i not in items)
+    return tuple((instrument, tuple(items)) for instrument, items in found.items() if items)
+
+
+def salvage_risk(raw: bytes, registry: Registry) -> SalvagedRisk | None:
+    """Read a record that failed validation as a session event best-effort: the routing fields that
+    are valid, and the critical items each survey endorsed with a valid answer. ``None`` when no
+    critical item is endorsed (or the record is not a JSON object at all). Never raises.
+
+    Bytes that are not UTF-8 are read with replacement characters, so a bad byte inside one string
+    invalidates that field only.
+    """
+    try:
+        doc = json.loads(raw.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, Mapping):
+        return None
+    data = doc.get("data")
+    endorsed = _endorsed(data.get("surveys") if isinstance(data, Mapping) else None, registry)
+    if not endorsed:
+        return None
+    return SalvagedRisk(_routing(doc), endorsed)
+
+
+def _items_text(items: tuple[str, ...]) -> str:
+    if len(items) == 1:
+        return f"item {items[0]}"
+    return "items " + ", ".join(items[:-1]) + f" and {items[-1]}"
+
+
+def risk_signals(
+    salvaged: SalvagedRisk,
+    rejection: Rejection,
+    *,
+    origin: tuple[str, int, int],
+    now: datetime,
+    source: str,
+) -> tuple[Signal, ...]:
+    """One ``critical_item`` signal per instrument with endorsed items, addressed to the valid routing
+    fields, with the validation failure (error types and field locations, no values) in its
+    explanation. Empty when not even the clinic is valid: nobody could be told (count it).
+
+    Ids are deterministic: from the session id when it is valid, else from the record's
+    ``origin`` (topic, partition, offset), so a replay yields the same ids.
+    """
+    r = salvaged.routing
+    if r.clinic_id is None:
+        return ()
+    rule_id, rule_version = RULES["critical_item"]
+    anchor: object = r.session_id if r.session_id is not None else "|".join(str(p) for p in origin)
+    out = []
+    for instrument, items in salvaged.endorsed:
+        sid = derive_id(anchor, "unvalidated-session", instrument, "critical_item", rule_id, rule_version)
+        where = f"session {r.session_number}" if r.session_number is not None else "a session"
+        explanation = (
+            f"{instrument} risk {_items_text(items)} endorsed in {where} whose event failed validation "
+            f"({rejection.reason}: {rejection.detail}): follow the clinic's risk protocol now."
+        )
+        if len(explanation) > EXPLANATION_MAX:
+            explanation = explanation[: EXPLANATION_MAX - 1] + "…"
+        out.append(
+            Signal(
+                id=sid,
+                source=source,
+                time=now,
+                subject=r.client_id,
+                clinic_id=r.clinic_id,
+                correlation_id=r.session_id if r.session_id is not None else sid,
+                data=SignalData(
+                    clinician_id=r.clinician_id,
+                    client_id=r.client_id,
+                    episode_id=r.episode_id,
+                    session_number=r.session_number,
+                    session_time=r.session_time,
+                    instrument=instrument,
+                    kind="critical_item",
+                    severity="critical",
+                    rule_id=rule_id,
+                    rule_version=rule_version,
+                    ruleset_version=BUILTIN_RULESET,
+                    evidence=Evidence(items=list(items)),
+                    explanation=explanation,
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def with_risk(rejection: Rejection, salvaged: SalvagedRisk | None) -> Rejection:
+    """``rejection`` naming the endorsed critical items of ``salvaged`` (for its dead letter)."""
+    if salvaged is None:
+        return rejection
+    return replace(rejection, risk_items=salvaged.risk_items)

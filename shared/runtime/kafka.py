@@ -8,42 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import topic_name
+from shared.runtime.startup import Topology
 
 if TYPE_CHECKING:  # pragma: no cover
     import faust
 
 log = logging.getLogger(__name__)
-
-
-def _register_idempotent_transport() -> str:
-    """Register a faust transport whose producer is idempotent with ``acks=all``.
-
-    faust-streaming only turns idempotence on inside exactly-once transactions; Rapport wants it for
-    every produce so broker-side retries never duplicate a record.
-    """
-    from faust.transport import drivers
-    from faust.transport.drivers import aiokafka as driver
-
-    scheme = "rapport-kafka"
-    if scheme not in drivers.TRANSPORTS.aliases:
-
-        class IdempotentProducer(driver.Producer):
-            def _settings_extra(self) -> dict[str, Any]:
-                return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-        class IdempotentTransport(driver.Transport):
-            Producer = IdempotentProducer
-
-        globals()["IdempotentTransport"] = IdempotentTransport
-        drivers.TRANSPORTS.aliases[scheme] = f"{__name__}:IdempotentTransport"
-    return scheme
 
 
 class WorkerSettings(BaseSettings):
@@ -57,8 +34,6 @@ class WorkerSettings(BaseSettings):
     """Consumer group and internal-topic prefix; one per service."""
     topic_namespace: str = ""
     """Prefix of every topic name; empty in production, unique per test run."""
-    partitions: int = 12
-    """Partitions of the topics the worker declares (tables: equal to their source topic's)."""
     store: str = "memory://"
     data_dir: str = ".faust-data"
     web_host: str = "127.0.0.1"
@@ -69,14 +44,27 @@ class WorkerSettings(BaseSettings):
     """Longest wait to fill a batch; bounds the latency a batch adds at low rates."""
     session_timeout_s: float = 30.0
     """How long the group waits for a silent (crashed) worker before giving its partitions away."""
+    commit_interval_s: float = 2.8
+    """How often processed input offsets are committed (a restart replays at most this much)."""
+    broker_grace_s: float = 15.0
+    """How long the broker may be unreachable before ``/readyz`` answers 503."""
+    startup_timeout_s: float = 60.0
+    """How long a starting worker waits for the broker before it gives up (exit 69)."""
     log_level: str = "INFO"
 
 
-def create_faust_app(settings: WorkerSettings) -> faust.App:
-    """A faust App with Rapport's defaults: idempotent producer, earliest offsets, no autodiscovery."""
+def create_faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
+    """A faust App with Rapport's defaults: the ``rapport-kafka://`` transport (idempotent producer, no
+    input record lost after a restart), earliest offsets, no autodiscovery.
+
+    ``partitions`` is the partition count of the worker's input topic as the broker reports it
+    (:func:`shared.runtime.startup.resolve_partitions`); topics and tables it declares get the same.
+    """
     import faust
 
-    scheme = _register_idempotent_transport()
+    from shared.runtime.transport import SafeTableManager, register_transport
+
+    scheme = register_transport()
     brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
@@ -93,11 +81,14 @@ def create_faust_app(settings: WorkerSettings) -> faust.App:
         autodiscover=False,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        topic_partitions=settings.partitions,
+        topic_partitions=partitions,
         topic_replication_factor=1,
         topic_allow_declare=True,
         table_cleanup_interval=30.0,
         broker_session_timeout=settings.session_timeout_s,
+        broker_commit_interval=settings.commit_interval_s,
+        # Input partitions resume only after the post-recovery seek (shared/runtime/transport.py).
+        TableManager=SafeTableManager,
     )
 
 
@@ -208,16 +199,43 @@ def attach_loop(app: Any, source: Any, loop: Any, *, name: str, batch_max: int, 
     return app.agent(source, name=name, concurrency=1)(agent)
 
 
-def run_worker(app: Any, log_level: str = "INFO") -> None:
-    """Run a faust app as a worker with JSON logs until SIGTERM/SIGINT, then stop cleanly."""
+def run_worker(
+    settings: WorkerSettings, topology: Topology, build: Callable[[int], faust.App], setting_prefix: str
+) -> None:
+    """Check the worker's environment, build its app and run it with JSON logs until SIGTERM/SIGINT.
+
+    Before faust starts: the web port must be free and every topic of ``topology`` must have the
+    partition count of its input topic, read from the broker (``build`` gets it). A failed check is
+    one clear log line and exit :data:`~shared.runtime.startup.EXIT_CONFIG` (or ``EXIT_UNAVAILABLE``
+    when no broker answered), never a crash loop. ``setting_prefix`` (``RAPPORT_SCORING_``...) names
+    settings in those messages.
+    """
+    import logging.config
+
     import faust
 
     from shared.runtime.logs import logging_config
+    from shared.runtime.startup import StartupError, check_port_free, resolve_partitions
 
+    logging.config.dictConfig(logging_config(settings.log_level))
+    try:
+        check_port_free(settings.web_host, settings.web_port, f"{setting_prefix}WEB_PORT")
+        partitions = resolve_partitions(
+            settings.bootstrap_servers,
+            topology,
+            namespace=settings.topic_namespace,
+            app_id=settings.app_id,
+            timeout_s=settings.startup_timeout_s,
+        )
+    except StartupError as exc:
+        log.critical("cannot start: %s", str(exc), extra={"reason": "startup"})
+        logging.shutdown()
+        raise SystemExit(exc.exit_code) from None
+    log.info("topics checked", extra={"topic": topology.input, "count": partitions})
     worker = faust.Worker(
-        app,
-        loglevel=log_level,
-        logging_config=logging_config(log_level),
+        build(partitions),
+        loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level),
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()

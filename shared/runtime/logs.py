@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: The only ``extra`` fields a log line may carry. None of them can hold PHI.
@@ -32,6 +34,7 @@ ALLOWED_LOG_FIELDS = frozenset(
         "event_id",
         "correlation_id",
         "elapsed_s",
+        "repeated",
     }
 )
 
@@ -96,44 +99,70 @@ def _message(record: logging.LogRecord) -> str:
         return template
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` mapping that sends every logger through ``JsonFormatter``."""
+#: Interval within which a repeated warning or error of one kind is logged once.
+REPEAT_INTERVAL_S = 60.0
+
+
+class RepeatFilter(logging.Filter):
+    """Logs each kind of warning or error once per interval, with a count.
+
+    A kind is (logger, level, message template): the arguments may differ (a node id, an offset),
+    the kind does not. The first record of a kind passes; the next ones within ``interval_s`` are
+    dropped and counted, and the first one after the interval passes carrying ``repeated``: how many
+    were dropped since the last one logged. A broker outage then costs a few lines a minute instead
+    of thousands. Records below ``min_level`` always pass.
+    """
+
+    def __init__(
+        self,
+        interval_s: float = REPEAT_INTERVAL_S,
+        min_level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 1000,
+    ) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.min_level = min_level
+        self.clock = clock
+        self.max_kinds = max_kinds
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True when ``record`` is to be logged (see the class docstring)."""
+        if record.levelno < self.min_level:
+            return True
+        template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+        kind = (record.name, record.levelno, template)
+        now = self.clock()
+        with self._lock:
+            seen = self._kinds.get(kind)
+            if seen is not None and now - seen[0] < self.interval_s:
+                seen[1] += 1
+                return False
+            if seen is not None and seen[1]:
+                record.repeated = int(seen[1])
+            if seen is None and len(self._kinds) >= self.max_kinds:
+                self._kinds.pop(next(iter(self._kinds)))
+            self._kinds[kind] = [now, 0]
+        return True
+
+
+def logging_config(level: str = "INFO", repeat_interval_s: float = REPEAT_INTERVAL_S) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` mapping that sends every logger through ``JsonFormatter``, with
+    repeated warnings and errors logged once per kind per ``repeat_interval_s`` (``RepeatFilter``)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+        "filters": {"repeats": {"()": f"{__name__}.RepeatFilter", "interval_s": repeat_interval_s}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["repeats"],
                 "stream": "ext://sys.stderr",
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
-
-
-class RepeatFilter(logging.Filter):
-    """Lets a third-party message template through at most once per ``window_s`` per logger.
-
-    aiokafka logs a metadata failure per attempt while a broker is away — thousands of lines a
-    second — which would drown everything else. Rapport's own lines are never filtered.
-    """
-
-    def __init__(self, window_s: float = 10.0) -> None:
-        super().__init__()
-        self.window_s = window_s
-        self._last: dict[tuple[str, str], float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """True when ``record`` should be written."""
-        if record.name.startswith(("shared", "services")):
-            return True
-        key = (record.name, record.msg if isinstance(record.msg, str) else type(record.msg).__name__)
-        last = self._last.get(key)
-        if last is not None and record.created - last < self.window_s:
-            return False
-        if len(self._last) > 10_000:
-            self._last.clear()
-        self._last[key] = record.created
-        return True

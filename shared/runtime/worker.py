@@ -72,7 +72,9 @@ class Handled:
     """What a handler made of one input record.
 
     ``outcome`` is a bounded metric label. ``rejections`` become dead letters (``stage`` = the
-    service) carrying ``correlation_id`` and ``clinic_id`` when the handler could read them.
+    service) carrying ``correlation_id`` and ``clinic_id`` when the handler could read them, keyed by
+    ``key`` (the subject's key, :func:`shared.contracts.keys.subject_key`) when the handler knows
+    the subject, else by the input record's own key.
     """
 
     outcome: str
@@ -80,6 +82,7 @@ class Handled:
     rejections: tuple[Rejection, ...] = ()
     correlation_id: object | None = None
     clinic_id: str | None = None
+    key: bytes | None = None
     facts: tuple[Any, ...] = ()
     """Whatever the service's own metrics hook wants to count once the batch is published."""
 
@@ -282,7 +285,8 @@ class WorkerLoop:
             outgoing.extend(handled.outputs)
             for letter in self.dead_letters(record, handled, now):
                 dead.append(letter)
-                outgoing.append(Output(DEAD_LETTER, record.key, letter.model_dump_json().encode()))
+                key = handled.key if handled.key is not None else record.key
+                outgoing.append(Output(DEAD_LETTER, key, letter.model_dump_json().encode()))
         started = time.perf_counter()
         await self.publish(outgoing)
         if self.state is not None:

@@ -13,7 +13,7 @@ import pytest
 from shared.contracts import topics
 from shared.history.synthetic import SimulationConfig, generate_records
 from shared.instruments import default_registry
-from shared.pipeline.session import score_raw_session
+from shared.pipeline.session import risk_signals, salvage_risk, score_raw_session
 from shared.rules.config import default_rulebook
 from shared.rules.live import evaluate
 from tests.support import consume, running_service, t, values
@@ -40,8 +40,19 @@ def _expected() -> tuple[set[str], Counter[str], set[str]]:
     states: dict[str, object] = {}
     signal_ids: set[str] = set()
     for record in generate_records(CONFIG, SEED, START):
-        _session, outcome = score_raw_session(record.value, registry)
+        session, outcome = score_raw_session(record.value, registry)
         reasons.update(r.reason for r in outcome.rejections)
+        salvaged = salvage_risk(record.value, registry) if session is None else None
+        if salvaged is not None and outcome.envelope_rejection is not None:
+            # A risk answer in an invalid session event: scoring raises it itself. The simulator's
+            # invalid events keep a valid id, so the signal id does not depend on the offset.
+            assert salvaged.routing.session_id is not None
+            signal_ids |= {
+                str(s.id)
+                for s in risk_signals(
+                    salvaged, outcome.envelope_rejection, origin=("", 0, 0), now=now, source="rapport/scoring"
+                )
+            }
         for scored in outcome.events(registry, now=now, source="rapport/scoring"):
             scored_ids.add(str(scored.id))
             key = f"{scored.clinic_id}|{scored.data.client_id}"

@@ -269,3 +269,37 @@ def test_state_round_trips_through_json() -> None:
     on_signal(st, signal("alliance_drop"), directory(), NOW, CFG)
     again = ClientAlerts.model_validate_json(st.model_dump_json())
     assert again == st
+
+
+def test_a_risk_signal_without_client_clinician_or_session_reaches_the_on_call() -> None:
+    # What scoring salvages from an invalid session event: only the clinic is known.
+    sig = signal("critical_item")
+    bare = sig.model_copy(
+        update={
+            "subject": None,
+            "data": sig.data.model_copy(
+                update={
+                    "client_id": None,
+                    "clinician_id": None,
+                    "episode_id": None,
+                    "session_number": None,
+                    "session_time": None,
+                }
+            ),
+        }
+    )
+    from shared.alerting.policy import client_of
+
+    client = client_of(bare)
+    assert client.startswith("unidentified-")
+    st = new_state("k1", client, 0)
+    d = on_signal(st, bare, directory(), NOW, CFG)
+    assert [(e.data.state, e.data.escalation_step) for e in d.events] == [
+        ("raised", None),
+        ("escalated", "on_call"),
+    ]
+    raised = d.events[0].data
+    assert raised.client_id == client and raised.clinician_id == "unassigned"
+    assert raised.session_number is None and raised.episode_id is None
+    again = on_signal(st, bare, directory(), NOW + 1, CFG)
+    assert again.events == [], "deduplicated by the signal's own id"

@@ -8,14 +8,14 @@ from shared.runtime.kafka import WorkerSettings, create_faust_app
 
 
 def test_each_app_id_gets_its_own_local_table_folder(tmp_path: Path) -> None:
-    a = create_faust_app(WorkerSettings(app_id="a", data_dir=str(tmp_path / "state")))
-    b = create_faust_app(WorkerSettings(app_id="b", data_dir=str(tmp_path / "state")))
+    a = create_faust_app(WorkerSettings(app_id="a", data_dir=str(tmp_path / "state")), 3)
+    b = create_faust_app(WorkerSettings(app_id="b", data_dir=str(tmp_path / "state")), 3)
     assert Path(a.conf.datadir) != Path(b.conf.datadir)
     assert (tmp_path / "state").is_dir()
 
 
 def test_producer_is_idempotent_with_acks_all(tmp_path: Path) -> None:
-    app = create_faust_app(WorkerSettings(app_id="p", data_dir=str(tmp_path)))
+    app = create_faust_app(WorkerSettings(app_id="p", data_dir=str(tmp_path)), 3)
     settings = app.producer._settings_extra()
     assert settings["enable_idempotence"] is True
     assert settings["acks"] == "all"
