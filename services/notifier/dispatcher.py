@@ -36,6 +36,7 @@ from shared.alerting.messages import alert_message, digest_message, webhook_body
 from shared.alerting.retry import AttemptOutcome
 from shared.alerting.state import AlertRecord, ClientAlerts, DeliveryJob, DigestState
 from shared.contracts.alerts import ChatChannel, ClinicDirectory, EmailChannel, WebhookChannel
+from shared.contracts.canary import is_canary
 from shared.contracts.topics import NOTIFIER_CLIENT, NOTIFIER_DIGEST
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,9 @@ class Dispatcher:
 
     def _track(self, target: str, key: str, state: ClientAlerts | DigestState) -> None:
         if isinstance(state, ClientAlerts):
-            since = state.open_critical_since()
+            # The canary's alerts wait for nobody (they close on delivery, and a stuck one is the
+            # canary's alerts' business): the gauge pages for a person's unacknowledged alert only.
+            since = None if is_canary(state.clinic_id) else state.open_critical_since()
             if since is None:
                 self.critical_since.pop(key, None)
             else:
@@ -131,7 +134,8 @@ class Dispatcher:
             self.index[(target, key)] = state
 
     def oldest_unacked_critical_s(self) -> float:
-        """Age of the oldest open critical alert this worker owns (0 when none)."""
+        """Age of the oldest open critical alert this worker owns (0 when none; the canary clinic's
+        alerts never count)."""
         if not self.critical_since:
             return 0.0
         return max(0.0, self.clock() - min(self.critical_since.values()))

@@ -5,6 +5,7 @@ producer settings (the simulator, the CLI, tests and benches).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,7 @@ def apply_topics(
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(to_create, timeout_ms=int(timeout_s * 1000))
         created = {t.name for t in to_create}
+        _wait_until_listed(admin, created, timeout_s)
         described = {
             d.get("name", d.get("topic")): len(d["partitions"])
             for d in admin.describe_topics([topic_name(s.name, namespace) for s in specs])
@@ -95,10 +97,25 @@ def apply_topics(
         admin.close()
 
 
+def _wait_until_listed(admin: Any, names: set[str], timeout_s: float) -> None:
+    """Wait (bounded) until the broker's metadata lists every topic of ``names``: a broker that has
+    just started, with many topics to load, answers ``create_topics`` before it lists the new ones,
+    and a service started right after provisioning would stop with "topic does not exist"."""
+    deadline = time.monotonic() + timeout_s
+    missing = set(names)
+    while missing:
+        missing -= set(admin.list_topics())
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{len(missing)} created topics not listed by the broker within {timeout_s:.0f}s"
+            )
+        time.sleep(0.2)
+
+
 def wait_for_broker(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
     """Block until the broker answers a metadata request, or raise ``TimeoutError``."""
-    import time
-
     from kafka.admin import KafkaAdminClient
 
     deadline = time.monotonic() + timeout_s

@@ -187,7 +187,10 @@ def test_prometheus_scrapes_every_service_sees_the_canary_and_fires_stalled_when
         assert _query(
             base, 'rapport_notifier_delivery_attempts_total{channel="null",outcome="delivered"} > 0'
         )
-        assert _query(base, "rapport_notifier_oldest_unacked_critical_seconds == 0"), "canary alerts close"
+        closed = 'rapport_notifier_alerts_total{kind="critical_item",outcome="acknowledged"} > 0'
+        assert _query(base, closed), "canary alerts close on delivery"
+        # ...and never page as a critical alert nobody acknowledged.
+        assert _query(base, "rapport_notifier_oldest_unacked_critical_seconds == 0")
         assert _query(base, 'rapport_scoring_sessions_total{outcome!=""} > 0'), "scoring scraped"
         assert _query(base, 'rapport_monitor_signals_total{kind="critical_item"} > 0'), "monitor scraped"
         assert _alert_states(base).get(STALLED) is None, "stalled while the pipeline flows"

@@ -18,6 +18,7 @@ from services.notifier.metrics import NotifierMetrics
 from shared.alerting.policy import PolicyConfig, new_state, on_signal
 from shared.alerting.retry import AttemptOutcome
 from shared.alerting.state import ClientAlerts
+from shared.contracts.canary import CANARY_CLINIC_ID
 from tests.unit.alerting.factories import NOW, directory, signal
 
 
@@ -65,9 +66,11 @@ def make(answers: list[str], now: list[float]) -> tuple[Dispatcher, FakeTopic, F
     return d, topic, channel
 
 
-def client_with_alert(client: str, kind: str = "critical_item", partition: int = 1) -> ClientAlerts:
-    st = new_state("k1", client, partition)
-    on_signal(st, signal(kind, client=client), directory(), NOW, PolicyConfig())
+def client_with_alert(
+    client: str, kind: str = "critical_item", partition: int = 1, clinic: str = "k1"
+) -> ClientAlerts:
+    st = new_state(clinic, client, partition)
+    on_signal(st, signal(kind, client=client, clinic=clinic), directory(), NOW, PolicyConfig())
     return st
 
 
@@ -146,3 +149,14 @@ def test_oldest_unacknowledged_critical_age() -> None:
     assert d.oldest_unacked_critical_s() == 90
     d.update([Facts("client", "k1|c-1", None, touched=True)])
     assert d.oldest_unacked_critical_s() == 0
+
+
+def test_the_canarys_open_critical_alerts_are_not_a_person_waiting() -> None:
+    now = [NOW + 90]
+    d, _, _ = make([], now)
+    canary = client_with_alert("canary-r-0", clinic=CANARY_CLINIC_ID)
+    assert canary.open_critical_since() is not None
+    d.rebuild(frozenset({1}), {"client": [("rapport-canary|canary-r-0", canary.model_dump_json())]})
+    assert d.oldest_unacked_critical_s() == 0
+    d.update([Facts("client", "k1|c-1", client_with_alert("c-1"), touched=True)])
+    assert d.oldest_unacked_critical_s() == 90
