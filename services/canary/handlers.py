@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from shared.contracts.canary import CANARY_CLIENT_PREFIX, CANARY_SIGNAL_KIND, is_canary
+from shared.contracts.canary import CANARY_CLIENT_PREFIX, CANARY_CLINIC_ID, CANARY_SIGNAL_KIND, is_canary
+from shared.contracts.keys import subject_key
 
 #: The stage whose arrival makes a probe a success when the notifier is part of the pipeline: the
 #: probe's alert delivered (to the notifier's null channel).
 FINAL_STAGE = "alerted"
 #: The last stage without the notifier: the monitor's signal.
 SIGNAL_STAGE = "signal"
-_KEY_PREFIX = CANARY_CLIENT_PREFIX.encode()
+#: Every record about a canary client is keyed by its subject (``rapport-canary|canary-…``).
+_KEY_PREFIX = subject_key(CANARY_CLINIC_ID, CANARY_CLIENT_PREFIX)
 
 
 def probe_of(stage: str, key: bytes | None, value: bytes) -> str | None:

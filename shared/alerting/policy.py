@@ -319,7 +319,6 @@ def new_state(clinic_id: str, client_id: str, partition: int) -> ClientAlerts:
 def summary_of(signal: Signal, topic: str = "", partition: int = -1, offset: int = -1) -> AlertSummary:
     """What an alert keeps of its signal."""
     d = signal.data
-    event_time = getattr(d, "session_event_time", None)
     return AlertSummary(
         signal_id=str(signal.id),
         correlation_id=str(signal.correlation_id),
@@ -332,7 +331,7 @@ def summary_of(signal: Signal, topic: str = "", partition: int = -1, offset: int
         session_number=d.session_number,
         instrument=d.instrument,
         explanation=d.explanation,
-        session_event_time=ts(event_time) if event_time is not None else None,
+        session_event_time=ts(d.session_event_time) if d.session_event_time is not None else None,
         signal_topic=topic,
         signal_partition=partition,
         signal_offset=offset,

@@ -165,6 +165,9 @@ class SurveyScoredData(_Model):
     instrument: InstrumentId
     instrument_version: str
     """Version of the instrument spec used to score."""
+    session_event_time: AwareDatetime | None = None
+    """``time`` of the ``SessionCompleted`` event scored (for session → alert latency); null from
+    offline tools, whose input has no event time."""
     domain: Literal["alliance", "outcome"]
     total: float | None
     """The total; ``null`` only for a survey that could not be scored but whose risk items were
@@ -241,6 +244,10 @@ class SignalData(_Model):
     episode_id: PseudonymousId | None
     session_number: int | None = Field(ge=1)
     session_time: AwareDatetime | None
+    session_event_time: AwareDatetime | None = None
+    """``time`` of the ``SessionCompleted`` event whose processing raised this signal (after a late
+    arrival, the late event's, even when the signal is about an earlier session): where the
+    notifier's session → alert latency starts. Null from offline tools."""
     instrument: InstrumentId
     kind: SignalKind
     severity: Severity

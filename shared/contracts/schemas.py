@@ -141,10 +141,27 @@ CHANNELS: dict[str, tuple[str, type[BaseModel], str, str]] = {
 ASYNCAPI_FILE = "asyncapi.yaml"
 
 
+def _asyncapi_discriminators(node: Any) -> Any:
+    """AsyncAPI's schema object names the discriminator by its property (a string); pydantic writes
+    OpenAPI's ``{propertyName, mapping}``. The ``oneOf`` beside it already lists the variants."""
+    if isinstance(node, dict):
+        return {
+            key: value["propertyName"]
+            if key == "discriminator" and isinstance(value, dict) and "propertyName" in value
+            else _asyncapi_discriminators(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_asyncapi_discriminators(item) for item in node]
+    return node
+
+
 def _asyncapi_schemas(models: list[type[BaseModel]]) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in models:
-        schema = model.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+        schema = _asyncapi_discriminators(
+            model.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+        )
         for name, definition in {**schema.pop("$defs", {}), model.__name__: schema}.items():
             if schemas.setdefault(name, definition) != definition:
                 raise ValueError(f"two different schemas are called {name}")

@@ -79,6 +79,8 @@ class SessionContext:
     episode_id: str
     session_number: int
     session_time: datetime
+    session_event_time: datetime | None = None
+    """The ``SessionCompleted`` envelope's ``time``; ``None`` offline."""
 
     @classmethod
     def of(cls, event: SessionCompleted) -> SessionContext:
@@ -92,6 +94,7 @@ class SessionContext:
             d.episode_id,
             d.session_number,
             d.session_time,
+            event.time,
         )
 
 
@@ -262,6 +265,7 @@ def scored_event(
             episode_id=ctx.episode_id,
             session_number=ctx.session_number,
             session_time=ctx.session_time,
+            session_event_time=ctx.session_event_time,
             instrument=instrument,
             instrument_version=version,
             domain=domain,
@@ -305,6 +309,7 @@ class Routing:
     session_id: uuid.UUID | None = None
     session_number: int | None = None
     session_time: datetime | None = None
+    event_time: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +349,7 @@ def _routing(doc: Mapping[str, Any]) -> Routing:
         session_id=_valid(_UUID, doc.get("id")),
         session_number=_valid(_SESSION_NUMBER, data.get("session_number")),
         session_time=_valid(_TIME, data.get("session_time")),
+        event_time=_valid(_TIME, doc.get("time")),
     )
 
 
@@ -438,6 +444,7 @@ def risk_signals(
                     episode_id=r.episode_id,
                     session_number=r.session_number,
                     session_time=r.session_time,
+                    session_event_time=r.event_time,
                     instrument=instrument,
                     kind="critical_item",
                     severity="critical",

@@ -95,7 +95,7 @@ def evaluate(
     new_state, change = state.with_observation(d.episode_id, d.instrument, d.domain, d.scale, obs)
     if change == "unchanged":
         return Evaluation(state, [], change)
-    signals = _new_signals(new_state, d.episode_id, obs.session, ruleset, now)
+    signals = _new_signals(new_state, d.episode_id, obs.session, ruleset, now, d.session_event_time)
     new_state = new_state.with_emitted(d.episode_id, [s.id.hex for s in signals])
     return Evaluation(new_state, signals, change)
 
@@ -115,12 +115,17 @@ def _unscored_critical(
     if episode is not None and sid.hex in episode.emitted:
         return Evaluation(state, [], "unchanged")
     obs = observation_from_event(event)
-    signal = to_signal(state, d.episode_id, finding, obs, ruleset.version, sid, now)
+    signal = to_signal(state, d.episode_id, finding, obs, ruleset.version, sid, now, d.session_event_time)
     return Evaluation(state.with_emitted(d.episode_id, [sid.hex]), [signal], "risk_only")
 
 
 def _new_signals(
-    state: ClientState, episode_id: str, since: int, ruleset: RuleSet, now: datetime
+    state: ClientState,
+    episode_id: str,
+    since: int,
+    ruleset: RuleSet,
+    now: datetime,
+    event_time: datetime | None,
 ) -> list[Signal]:
     episode = state.episodes[episode_id]
     out: list[Signal] = []
@@ -131,7 +136,7 @@ def _new_signals(
         obs = episode.tracks[finding.instrument].at(finding.session)
         if obs is None:  # pragma: no cover - findings are always about an observed session
             continue
-        out.append(to_signal(state, episode_id, finding, obs, ruleset.version, sid, now))
+        out.append(to_signal(state, episode_id, finding, obs, ruleset.version, sid, now, event_time))
     return out
 
 
@@ -143,8 +148,10 @@ def to_signal(
     ruleset_version: str,
     sid: uuid.UUID,
     now: datetime,
+    event_time: datetime | None = None,
 ) -> Signal:
-    """The ``Signal`` envelope of a finding; ids and times come from the observation it is about."""
+    """The ``Signal`` envelope of a finding; ids and times come from the observation it is about,
+    ``event_time`` from the session event being processed (see ``SignalData.session_event_time``)."""
     explanation = finding.explanation
     if len(explanation) > EXPLANATION_MAX:
         explanation = explanation[: EXPLANATION_MAX - 1] + "…"
@@ -162,6 +169,7 @@ def to_signal(
             episode_id=episode_id,
             session_number=finding.session,
             session_time=datetime.fromisoformat(obs.session_time) if obs.session_time else now,
+            session_event_time=event_time,
             instrument=finding.instrument,
             kind=finding.kind,
             severity=finding.severity,

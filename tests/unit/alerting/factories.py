@@ -42,6 +42,7 @@ def signal(
     episode: str = "e1",
     instrument: str | None = None,
     severity: str | None = None,
+    event_time: datetime | None = None,
 ) -> Signal:
     """A signal as the monitor publishes it."""
     instrument = instrument or ("SRS" if kind.startswith("alliance") else "PHQ-9")
@@ -59,6 +60,7 @@ def signal(
             episode_id=episode,
             session_number=session,
             session_time=T0 - timedelta(hours=1),
+            session_event_time=event_time,
             instrument=instrument,
             kind=kind,  # type: ignore[arg-type]
             severity=severity or SEVERITY_OF[kind],  # type: ignore[arg-type]

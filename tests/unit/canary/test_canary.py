@@ -15,11 +15,15 @@ from services.canary.app import Canary
 from services.canary.handlers import ProbeTracker, probe_of
 from services.canary.metrics import CanaryMetrics
 from services.canary.settings import CanarySettings
+from services.monitor.handlers import track_record
+from services.scoring.handlers import score_record
 from shared.contracts.canary import CANARY_CLINIC_ID, canary_client, canary_session, is_canary
+from shared.contracts.keys import subject_key
 from shared.instruments import default_registry
 from shared.pipeline.session import score_raw_session
 from shared.rules.config import default_rulebook
 from shared.rules.live import evaluate
+from shared.runtime.worker import BatchState, Record
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -41,6 +45,27 @@ def test_every_probe_raises_a_critical_item_signal_through_the_real_rules() -> N
         assert all(str(s.correlation_id) == str(session.id) for s in result.signals)
 
 
+def test_the_records_scoring_and_the_monitor_publish_for_a_probe_answer_its_stages() -> None:
+    """Keys and values exactly as the services' handlers publish them (subject keys included)."""
+    registry, rules = default_registry(), default_rulebook()
+    session = canary_session("run-1", 0, NOW)
+    scored = score_record(Record(None, session.model_dump_json().encode(), "in", 0, 1), registry, NOW)
+    (out,) = scored.outputs
+    assert probe_of("scored", out.key, out.value) == str(session.id)
+
+    class Store(dict[str, str]):
+        def put(self, key: str, value: str, record: Record) -> None:
+            self[key] = value
+
+        def delete(self, key: str, record: Record) -> None:
+            self.pop(key, None)
+
+    state: BatchState[str] = BatchState(Store(), str, str)
+    tracked = track_record(Record(out.key, out.value, "scored", 0, 1), state, rules, NOW)
+    answers = [probe_of("signal", o.key, o.value) for o in tracked.outputs]
+    assert str(session.id) in answers
+
+
 def test_probes_are_distinct_sessions_and_clients_roll_over() -> None:
     a, b, c = (canary_session("r", seq, NOW, sessions_per_client=2) for seq in range(3))
     assert len({a.id, b.id, c.id}) == 3
@@ -52,7 +77,9 @@ def test_probes_are_distinct_sessions_and_clients_roll_over() -> None:
         canary_session("bad id!", 0, NOW)
 
 
-def _record(kind: str, clinic: str = CANARY_CLINIC_ID, key: bytes = b"canary-r-0") -> tuple[bytes, bytes]:
+def _record(
+    kind: str, clinic: str = CANARY_CLINIC_ID, key: bytes = subject_key(CANARY_CLINIC_ID, "canary-r-0")
+) -> tuple[bytes, bytes]:
     value = {"clinic_id": clinic, "correlation_id": "p1", "data": {"kind": kind}}
     return key, json.dumps(value).encode()
 
@@ -128,7 +155,8 @@ class FakeProducer:
 
 
 class FakeConsumer:
-    """Answers every probe: one scored record, one signal and one delivered alert per sent session."""
+    """Answers every probe: one scored record, one signal (keyed by subject, as scoring and the
+    monitor key them) and one delivered alert per sent session."""
 
     def __init__(self, producer: FakeProducer, ns: str, answer: bool = True) -> None:
         self.producer, self.ns, self.answer, self.delivered = producer, ns, answer, 0
@@ -139,6 +167,7 @@ class FakeConsumer:
             if not self.answer:
                 continue
             session = json.loads(value)
+            key = subject_key(session["clinic_id"], session["data"]["client_id"])  # as the services key it
             scored = {"clinic_id": session["clinic_id"], "correlation_id": session["id"], "data": {}}
             signal = {**scored, "data": {"kind": "critical_item"}}
             out.setdefault(TP(f"{self.ns}rapport.survey-scored.v1", 0), []).append(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.notifier.handlers import Context, client_key, handle_client
 from shared.alerting.feedback import AttemptResult, InternalRecord
@@ -101,3 +101,33 @@ def test_canary_alerts_go_to_the_null_channel_and_close_on_delivery() -> None:
     view.flush()
     after = view.get(key)
     assert after is None or after.open_critical_since() is None, "never an unacknowledged critical alert"
+
+
+def test_the_first_delivery_reports_the_time_since_the_session_event() -> None:
+    sig = signal("critical_item", event_time=T - timedelta(seconds=2.5))
+    view = state()
+    part = home("k1", "c-1")
+    handle_client(Record(None, sig.model_dump_json().encode(), SIGNALS, part, 1), view, T, CTX)
+    key = client_key("k1", "c-1")
+    stored = view.get(key)
+    assert stored is not None
+    (alert,) = stored.alerts.values()
+    job = alert.jobs[0]
+
+    def delivered(offset: int) -> list[tuple[str, float]]:
+        result = AttemptResult(
+            target="client",
+            key=key,
+            owner_id=alert.alert_id,
+            job_id=job.id,
+            attempt=1,
+            result="delivered",
+            code="200",
+            at=NOW,
+        )
+        wrapped = InternalRecord(record=result).model_dump_json().encode()
+        handled = handle_client(Record(None, wrapped, NOTIFIER_CLIENT, part, offset), view, T, CTX)
+        return list(handled.facts[0].first_delivery)
+
+    assert delivered(2) == [("critical", 2.5)]
+    assert delivered(3) == [], "only the first delivery of an alert is its latency"

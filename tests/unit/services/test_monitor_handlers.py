@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.monitor.handlers import decode_scored, state_key, track
 from shared.contracts.deadletters import Rejection
 from shared.rules.config import default_rulebook
@@ -47,3 +49,31 @@ def test_risk_item_of_an_unscorable_survey_raises_a_critical_signal_once() -> No
     assert first.change == "risk_only" and first.state is not None
     again = track(scored, first.state, RULES, T0)
     assert again.signals == (), "redelivery raises nothing"
+
+
+def test_the_session_events_time_travels_to_the_scores_and_the_signals_it_raises() -> None:
+    """Where the notifier's session → alert latency starts: the SessionCompleted envelope's time,
+    also on a signal about an earlier session that a late arrival raises."""
+    from datetime import timedelta
+
+    from shared.instruments import default_registry
+    from shared.pipeline.session import score_raw_session
+
+    def scored(n: int, answers: dict[str, int], sent_at_offset_s: float) -> Any:
+        event = session_event(client="c-t", session_number=n, surveys=(("PHQ-9", answers),))
+        event = event.model_copy(update={"time": event.time + timedelta(seconds=sent_at_offset_s)})
+        _s, scores = score_raw_session(event.model_dump_json().encode(), default_registry())
+        (out,) = scores.events(default_registry(), now=T0, source="test")
+        assert out.data.session_event_time == event.time
+        return out
+
+    low = {str(i): 0 for i in range(1, 10)}
+    high = {**{str(i): 3 for i in range(1, 9)}, "9": 0}
+    late = scored(2, high, 3600)
+    first = track(late, None, RULES, T0)
+    assert first.signals == ()
+    intake = scored(1, low, 7200)  # intake arrives last: session 2 is now a reliable deterioration
+    second = track(intake, first.state, RULES, T0)
+    assert second.signals, "the late intake makes session 2 a reliable deterioration"
+    assert {s.data.session_number for s in second.signals} == {2}
+    assert {s.data.session_event_time for s in second.signals} == {intake.data.session_event_time}

@@ -31,8 +31,17 @@ def score_session(raw: bytes, registry: Registry, now: datetime) -> _Outcome:
     return _Outcome(handled.facts, handled.rejections, handled.outcome, handled.outputs)
 
 
-def dead_letter(rejection: Rejection, *, key: bytes, value: bytes, topic: str, partition: int, offset: int,
-                now: datetime, session: object) -> DeadLetter:
+def dead_letter(
+    rejection: Rejection,
+    *,
+    key: bytes,
+    value: bytes,
+    topic: str,
+    partition: int,
+    offset: int,
+    now: datetime,
+    session: object,
+) -> DeadLetter:
     """The dead letter the worker loop builds for a rejection of this stage."""
     return build_dead_letter(
         rejection, stage=STAGE, key=key, value=value, topic=topic, partition=partition, offset=offset, now=now

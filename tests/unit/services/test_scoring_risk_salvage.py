@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -92,6 +93,7 @@ def test_risk_in_a_session_with_one_bad_field_is_raised_to_the_valid_routing_fie
     d = signal.data
     assert (d.kind, d.severity, d.instrument) == ("critical_item", "critical", "PHQ-9")
     assert d.evidence.items == ["9"]
+    assert d.session_event_time == (None if path == "time" else datetime.fromisoformat(doc["time"]))
     got = {
         "clinic": signal.clinic_id,
         "clinician": d.clinician_id,
@@ -131,9 +133,10 @@ def test_the_same_bad_record_always_raises_the_same_signal_id() -> None:
     assert first.outputs[0].value == again.outputs[0].value
     no_id = json.dumps(_set(_doc(), "id", "nope")).encode()
     other_offset = score_record(Record(None, no_id, "sessions", 1, 43), REGISTRY, T0)
-    assert Signal.model_validate_json(_handle(no_id).outputs[0].value).id != Signal.model_validate_json(
-        other_offset.outputs[0].value
-    ).id, "without a session id the record's offset makes the id"
+    assert (
+        Signal.model_validate_json(_handle(no_id).outputs[0].value).id
+        != Signal.model_validate_json(other_offset.outputs[0].value).id
+    ), "without a session id the record's offset makes the id"
 
 
 def test_risk_with_no_readable_clinic_is_counted_as_unroutable_and_dead_lettered_with_risk() -> None:
