@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 lock: setup ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra rocksdb -o requirements.lock \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra rocksdb --extra bench -o requirements.lock \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28
 
 kafka-up: ## Start the real Kafka broker on 127.0.0.1:$KAFKA_PORT (9092) (native launcher; reuses a running one)

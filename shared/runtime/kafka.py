@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 #: Largest record batch the producer builds (faust's default is 16 KiB).
 PRODUCER_BATCH_BYTES = 512 * 1024
 
+#: Most (topic, partition count, key) → partition answers :class:`FaustPublisher` remembers.
+PARTITION_MEMO_SIZE = 100_000
+
 
 class WorkerSettings(BaseSettings):
     """What every Rapport Faust worker reads from its environment; each service subclasses it with
@@ -49,6 +52,9 @@ class WorkerSettings(BaseSettings):
     """Longest wait to fill a batch; bounds the latency a batch adds at low rates."""
     state_cache_size: int = 20_000
     """Most decoded state values (clients) kept in memory between batches; ``0``: one batch only."""
+    fetch_max_wait_s: float = 0.1
+    """How long the broker may hold a fetch that finds no new record (faust hard-codes 1.5 s, which
+    delayed records by up to that much at low rates)."""
     session_timeout_s: float = 30.0
     """How long the group waits for a silent (crashed) worker before giving its partitions away."""
     commit_interval_s: float = 2.8
@@ -69,9 +75,10 @@ def create_faust_app(settings: WorkerSettings, partitions: int) -> faust.App:
     """
     import faust
 
-    from shared.runtime.transport import SafeTableManager, register_transport
+    from shared.runtime.transport import FETCH_MAX_WAIT_MS, SafeTableManager, register_transport
 
     scheme = register_transport()
+    FETCH_MAX_WAIT_MS[settings.app_id] = max(1, round(settings.fetch_max_wait_s * 1000))
     brokers = ";".join(f"{scheme}://{host}" for host in settings.bootstrap_servers.split(","))
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
@@ -135,6 +142,7 @@ class FaustPublisher:
         self._topics: dict[str, Any] = {}
         self._names: dict[str, str] = {}
         self._known: set[str] = set()
+        self._partitions: dict[tuple[str, int, bytes], int] = {}
 
     def topic(self, base: str) -> Any:
         """The raw topic of ``base`` (declared once)."""
@@ -165,6 +173,8 @@ class FaustPublisher:
         order within each partition; one :class:`~shared.runtime.worker.Sent` per record batch."""
         producer = await self._producer()
         groups: dict[tuple[str, int], list[Output]] = {}
+        counts: dict[str, int] = {}
+        memo = self._partitions
         for out in outputs:
             name = self.name(out.topic)
             if name not in self._known:
@@ -172,7 +182,7 @@ class FaustPublisher:
                 self._known.add(name)
             partition = out.partition
             if partition is None:
-                partition = producer._partition(name, None, None, None, out.key, out.value)
+                partition = self._partition_of(producer, name, out, counts, memo)
             groups.setdefault((name, partition), []).append(out)
         sent: list[Sent] = []
         for (name, partition), outs in groups.items():
@@ -187,6 +197,27 @@ class FaustPublisher:
                 members.append(out)
             sent.append(await self._submit(producer, batch, name, partition, members))
         return sent
+
+    @staticmethod
+    def _partition_of(
+        producer: Any, name: str, out: Output, counts: dict[str, int], memo: dict[tuple[str, int, bytes], int]
+    ) -> int:
+        """The producer's partitioner's choice for ``out``. Keyed outputs are remembered per topic,
+        partition count and key: the default partitioner (murmur2 in pure Python) is a fair share of
+        a worker's time, and a client's key comes back batch after batch."""
+        if out.key is None:
+            return int(producer._partition(name, None, None, None, None, out.value))
+        count = counts.get(name)
+        if count is None:
+            count = counts[name] = len(producer._metadata.partitions_for_topic(name) or ())
+        found = memo.get((name, count, out.key))
+        if found is None:
+            if len(memo) >= PARTITION_MEMO_SIZE:
+                memo.clear()
+            found = memo[(name, count, out.key)] = int(
+                producer._partition(name, None, None, None, out.key, out.value)
+            )
+        return found
 
     @staticmethod
     async def _submit(producer: Any, batch: Any, name: str, partition: int, members: list[Output]) -> Sent:
