@@ -83,8 +83,12 @@ bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measu
 	$(BIN)/python -m bench.bench_backtest
 	$(BIN)/python -m bench.cohort_report
 	$(BIN)/python -m bench.bench_pipeline
+	$(BIN)/python -m bench.bench_latency
+	$(BIN)/python -m bench.bench_recovery
+	$(BIN)/python -m bench.bench_scaleout
 	$(BIN)/python -m bench.bench_notifier
 	$(BIN)/python -m bench.bench_gateway
+	$(BIN)/python -m bench.report
 
 demo: setup ## Broker, topics, every service and the synthetic clinic; prints scores and signals as they arrive
 	@mkdir -p .demo
