@@ -169,6 +169,15 @@ def chart(pipeline: dict[str, Any] | None, latency: dict[str, Any] | None) -> bo
 
 NOTES = """## What stands in the way of 0.5× (py-spy, one worker draining a backlog)
 
+Where one worker's time goes, from its own metrics while draining the 20,000-session backlog
+(2026-11-29, same machine): **scoring** — handler 237 µs per session (`_processing_seconds`),
+publishing and acknowledgements 32 µs per session (`_publish_seconds`, batches of about 400), and
+about 230 µs more per session in faust's consumer and stream layers and waiting for fetches, at
+about 2,000 sessions/s; the handler alone caps a worker near 4,200/s (≈ 0.6× the aiokafka relay).
+**Monitor** — handler 264 µs per scored survey, publishing and state writes about 80 µs per survey
+(batches of about 160), the rest faust; the handler alone caps it near 3,800/s (≈ 0.27× the relay),
+so no framework work can bring the monitor to 0.5×: its rule evaluation must get cheaper.
+
 - **Scoring**: about half of the worker's busy time is the handler itself — building three pydantic
   events per session (`BaseModel.__init__` validation, `model_dump_json`) and scoring — measured above
   as the handler's in-process rate, which alone caps one worker near that rate; the rest is faust's
