@@ -196,10 +196,12 @@ so no framework work can bring the monitor to 0.5×: its rule evaluation must ge
   that it equals the full walk, late sessions falling back to the full walk), then route changelog
   writes through the batch API.
 - **Latency**: faust hard-codes the consumer's `fetch_max_wait_ms` at 1.5 s; the monitor's signals
-  waited about that long per hop at low rates (p50 session → signal 1.36 s at 200/s). Rapport's
-  transport sets it from `*_FETCH_MAX_WAIT_S` (100 ms): in back-to-back runs at 200/s that brought
-  p50 session → signal to 94 ms (p99 239 ms). With other work on the machine the table above can
-  show more: the monitor then has less CPU than its input needs for stretches.
+  waited about that long per hop at low rates. Rapport's transport sets it from
+  `*_FETCH_MAX_WAIT_S` (100 ms). Back to back on 2026-11-29, 200 sessions/s for 10 s, everything
+  else equal: fetch wait 1.5 s → session → signal p50 1,319 ms, p99 1,742 ms; 100 ms → p50 110 ms,
+  p99 291 ms (session → scored p99 308 → 155 ms). The 15-second runs in the table above show more
+  for signals (p50 ≈ 0.5 s): with other work on this machine the monitor, whose per-survey cost
+  grows with each client's history, falls behind its input for stretches.
 - **Scale-out** on this machine: the broker, the backlog's producer and the workers share 2 cores,
   so a second worker finds no idle core and the rate stays flat; on hardware with a core per worker
   the rate should grow with workers up to the partition count or the broker's limit — re-measure
