@@ -1,11 +1,12 @@
 """Recovery: how long a monitor worker takes to be ready with many clients' trajectories in its changelog.
 
-``BENCH_RECOVERY_CLIENTS`` (default 100,000) clients' trajectory documents are written straight to the
-monitor's changelog topic (3 partitions, compacted, as faust declares it). The documents are real
-ones: the monitor's own handler run offline over the simulator's clinic (IAPT-style, SRS + PHQ-9 +
-GAD-7), each client's final ``ClientState`` JSON used for many clients (only the table key differs:
-recovery reads bytes, it does not decode trajectories). Then one ``python -m services.monitor`` worker
-is started and timed from spawn to ``/readyz`` answering 200 (which waits for table recovery):
+For each count in ``BENCH_RECOVERY_CLIENTS`` (comma-separated; default 100,000), that many clients'
+trajectory documents are written straight to a fresh monitor changelog topic (3 partitions,
+compacted, as faust declares it). The documents are real ones: the monitor's own handler run offline
+over the simulator's clinic (IAPT-style, SRS + PHQ-9 + GAD-7), each client's final ``ClientState``
+JSON used for many clients (only the table key differs: recovery reads bytes, it does not decode
+trajectories). Then one ``python -m services.monitor`` worker is started and timed from spawn to
+``/readyz`` answering 200 (which waits for table recovery):
 
 - ``memory://``: the table is rebuilt from the changelog at every start;
 - ``rocksdb://`` with no local files (a new node): the same read, written to local RocksDB;
@@ -36,7 +37,7 @@ from shared.runtime.provisioning import apply_topics, producer_config, wait_for_
 from tests.support import ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = int(os.environ.get("BENCH_RECOVERY_CLIENTS", "100000"))
+COUNTS = [int(c) for c in os.environ.get("BENCH_RECOVERY_CLIENTS", "100000").split(",")]
 
 
 def templates() -> list[str]:
@@ -94,24 +95,17 @@ def time_to_ready(env: dict[str, str], port: int, log: Path) -> float:
         service.stop()
 
 
-def main() -> int:
-    """Fill a changelog, time the three starts, write the numbers."""
-    wait_for_broker(BOOTSTRAP, timeout_s=30)
-    docs = templates()
-    mean_doc = sum(len(d) for d in docs) / len(docs)
-    rows: list[dict[str, Any]] = []
-    work = ROOT / "bench-results" / "recovery-work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+def measure(clients: int, docs: list[str], work: Path) -> tuple[list[dict[str, Any]], int]:
+    """Fill a fresh changelog with ``clients`` documents and time the three starts."""
     ns = f"bench-rec-{uuid.uuid4().hex[:6]}."
     apply_topics(BOOTSTRAP, partitions=PARTITIONS, namespace=ns)
     app_id = f"monitor-{ns.rstrip('.')}"
     changelog = f"{app_id}-trajectories-changelog"
     started = time.perf_counter()
-    written = fill_changelog(changelog, docs, CLIENTS)
+    written = fill_changelog(changelog, docs, clients)
     print(
-        f"changelog: {CLIENTS:,} clients, {written / CLIENTS:,.0f} bytes per client "
-        f"(mean document {mean_doc:,.0f} B), written in {time.perf_counter() - started:.1f} s"
+        f"changelog: {clients:,} clients, {written / clients:,.0f} bytes per client, "
+        f"written in {time.perf_counter() - started:.1f} s"
     )
     port = free_port()
     base = {
@@ -119,23 +113,41 @@ def main() -> int:
         "RAPPORT_MONITOR_APP_ID": app_id,
         "RAPPORT_MONITOR_TOPIC_NAMESPACE": ns,
         "RAPPORT_MONITOR_WEB_PORT": str(port),
-        "RAPPORT_MONITOR_DATA_DIR": str(work / "data"),
+        "RAPPORT_MONITOR_DATA_DIR": str(work / ns.rstrip(".")),
     }
+    rows: list[dict[str, Any]] = []
     for label, store in (
         ("memory:// (rebuilt)", "memory://"),
         ("rocksdb:// new node (no local files)", "rocksdb://"),
         ("rocksdb:// restart (local files)", "rocksdb://"),
     ):
         seconds = time_to_ready({**base, "RAPPORT_MONITOR_STORE": store}, port, work / "monitor.log")
-        rows.append({"store": label, "clients": CLIENTS, "ready_s": round(seconds, 1)})
+        rows.append({"store": label, "clients": f"{clients:,}", "ready_s": round(seconds, 1)})
         print(f"  {label:<38} ready in {seconds:6.1f} s")
+    shutil.rmtree(work / ns.rstrip("."), ignore_errors=True)
+    return rows, written
+
+
+def main() -> int:
+    """Fill a changelog per count, time the three starts, write the numbers."""
+    wait_for_broker(BOOTSTRAP, timeout_s=30)
+    docs = templates()
+    print(f"trajectory documents: mean {sum(len(d) for d in docs) / len(docs):,.0f} B")
+    work = ROOT / "bench-results" / "recovery-work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    rows: list[dict[str, Any]] = []
+    per_client: dict[str, int] = {}
+    for clients in COUNTS:
+        measured, written = measure(clients, docs, work)
+        rows += measured
+        per_client[f"{clients:,} clients"] = round(written / clients)
     out = ROOT / "bench-results" / "recovery.json"
     out.write_text(
         json.dumps(
             {
                 "rows": rows,
-                "clients": CLIENTS,
-                "changelog_bytes_per_client": round(written / CLIENTS),
+                "changelog_bytes_per_client": per_client,
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
             },
             indent=2,

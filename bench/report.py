@@ -25,6 +25,12 @@ def _n(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return f"{value:,}" if isinstance(value, int | float) else str(value)
+
+
 def throughput_section(pipeline: dict[str, Any] | None) -> list[str]:
     """The live throughput table: relays and services, ratios to the faster relay."""
     out = ["## Throughput: one worker against bare relays, same broker, same run", ""]
@@ -115,7 +121,7 @@ def optional_section(title: str, data: dict[str, Any] | None, command: str) -> l
     out += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     extras = {k: v for k, v in data.items() if k not in ("rows", "when")}
     if extras:
-        out += ["", "; ".join(f"{k.replace('_', ' ')}: {v:,}" for k, v in extras.items()) + "."]
+        out += ["", "; ".join(f"{k.replace('_', ' ')}: {_plain(v)}" for k, v in extras.items()) + "."]
     if "when" in data:
         out += ["", f"Measured {data['when']}."]
     return [*out, ""]
