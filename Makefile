@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 lock: setup ## Re-resolve requirements.lock from pyproject.toml (needs network)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra rocksdb -o requirements.lock \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra rocksdb --extra bench -o requirements.lock \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28
 
 kafka-up: ## Start the real Kafka broker on 127.0.0.1:$KAFKA_PORT (9092) (native launcher; reuses a running one)
@@ -83,8 +83,12 @@ bench: setup kafka-up ## Benchmarks: numbers and ratios against a baseline measu
 	$(BIN)/python -m bench.bench_backtest
 	$(BIN)/python -m bench.cohort_report
 	$(BIN)/python -m bench.bench_pipeline
+	$(BIN)/python -m bench.bench_latency
+	$(BIN)/python -m bench.bench_recovery
+	$(BIN)/python -m bench.bench_scaleout
 	$(BIN)/python -m bench.bench_notifier
 	$(BIN)/python -m bench.bench_gateway
+	$(BIN)/python -m bench.report
 
 demo: setup ## Broker, topics, every service and the synthetic clinic; prints scores and signals as they arrive
 	@mkdir -p .demo

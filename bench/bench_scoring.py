@@ -9,7 +9,11 @@ models, then times, best of ``--repeat`` runs each:
 (c) for reference, the same with ``score_survey``, which re-checks every answer's type (any mapping);
 (d) strict decode: ``shared.contracts.decoding.validate_json`` (duplicate keys refused, oversized numbers
     out of range: what the scoring service and the offline tools decode with since issue 10);
-(e) strict decode + score (what the scoring service's handler runs per record).
+(e) strict decode + score;
+(f) the scoring service's whole handler (``services.scoring.handlers.score_record``): strict decode,
+    score, build one ``SurveyScored`` event per survey (and any ``Signal``) with its derived id, and
+    serialise each to the bytes the worker publishes. This is the real in-process cost per session;
+    (b) and (e) leave out event building and serialisation and flatter it.
 
 Targets: overhead (b / a − 1) ≤ 50 % and ≥ 30,000 scored sessions/s on one core. Prints a table and
 writes ``bench-results/scoring.json``. Exit code 0 always: this reports, it does not gate.
@@ -129,6 +133,20 @@ def strict_and_score(raws: list[bytes]) -> int:
     return scored
 
 
+def whole_handler(raws: list[bytes]) -> int:
+    """(f) The scoring service's handler per record; returns the number of output records built."""
+    from services.scoring.handlers import score_record
+    from shared.runtime.worker import Record
+
+    registry = default_registry()
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    built = 0
+    for offset, raw in enumerate(raws):
+        handled = score_record(Record(None, raw, "bench", 0, offset), registry, now)
+        built += len(handled.outputs)
+    return built
+
+
 def best_of(
     fns: Mapping[str, Callable[[list[bytes]], int]], raws: list[bytes], repeat: int
 ) -> dict[str, float]:
@@ -165,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         "checked": parse_and_score_checked,
         "strict": strict_only,
         "strict_score": strict_and_score,
+        "handler": whole_handler,
     }
     times = best_of(fns, raws, args.repeat)
     t_parse, t_score, t_checked = times["parse"], times["score"], times["checked"]
     t_strict, t_strict_score = times["strict"], times["strict_score"]
+    t_handler = times["handler"]
     n = len(raws)
     overhead = t_score / t_parse - 1
     results = {
@@ -187,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         "strict_decode_seconds": round(t_strict, 4),
         "strict_decode_vs_parse": round(t_strict / t_parse, 4),
         "strict_decode_and_score_events_per_s": round(n / t_strict_score),
+        "handler_sessions_per_s": round(n / t_handler),
+        "handler_us_per_session": round(t_handler / n * 1e6, 1),
         "target_overhead": TARGET_OVERHEAD,
         "target_scored_events_per_s": TARGET_RATE,
         "meets_overhead": overhead <= TARGET_OVERHEAD,
@@ -213,7 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "(e) strict + score",
-            f"{t_strict_score:.3f} s  {round(n / t_strict_score):>9,} events/s  (the service)",
+            f"{t_strict_score:.3f} s  {round(n / t_strict_score):>9,} events/s",
+        ),
+        (
+            "(f) the service's handler",
+            f"{t_handler:.3f} s  {round(n / t_handler):>9,} sessions/s  "
+            f"({results['handler_us_per_session']:.0f} µs per session: decode, score, build, serialise)",
         ),
     ]
     width = max(len(k) for k, _ in rows)

@@ -46,11 +46,12 @@ def episode(
     (scored surveys, signals). ``critical_at`` is the session whose PHQ-9 item 9 is endorsed."""
     from services.monitor.handlers import track
     from shared.rules.config import default_rulebook
+    from shared.rules.trajectory import ClientState
 
     rules = default_rulebook()
     scored: list[SurveyScored] = []
     signals: list[Signal] = []
-    state: str | None = None
+    state: ClientState | None = None
     for n, (p, s) in enumerate(zip(phq9_totals, srs_totals, strict=True), start=1):
         answers = phq9(p, item9=2 if n == critical_at else 0)
         event = session_event(

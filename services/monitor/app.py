@@ -15,6 +15,7 @@ from services.monitor.settings import MonitorSettings
 from shared.contracts import topics
 from shared.contracts.events import utc_now
 from shared.rules.config import load_rulebook
+from shared.rules.trajectory import ClientState
 from shared.runtime.health import add_health_views
 from shared.runtime.kafka import FaustPublisher, FaustTableStore, attach_loop, create_faust_app, create_table
 from shared.runtime.startup import Topology
@@ -24,10 +25,6 @@ from shared.runtime.worker import BatchState, Handled, LoopMetrics, Record, Work
 TOPOLOGY = Topology(
     input=topics.SURVEY_SCORED, outputs=(topics.SIGNALS, topics.DEAD_LETTER), tables=("trajectories",)
 )
-
-
-def _same(text: str) -> str:
-    return text
 
 
 def create_app(
@@ -40,8 +37,15 @@ def create_app(
     app = create_faust_app(settings, partitions)
     publisher = FaustPublisher(app, settings.topic_namespace)
     # One JSON document per client (all episodes); the changelog topic makes it survive restarts.
+    # The loop keeps the decoded ClientState objects of recently seen clients in memory and writes
+    # each changed client's document once per batch.
     trajectories = create_table(app, "trajectories", partitions)
-    state: BatchState[str] = BatchState(FaustTableStore(trajectories), _same, _same)
+    state: BatchState[ClientState] = BatchState(
+        FaustTableStore(trajectories),
+        ClientState.from_json,
+        ClientState.to_json,
+        capacity=settings.state_cache_size,
+    )
 
     def handle(record: Record, view: Any, now: datetime) -> Handled:
         return handlers.track_record(record, view, rules, now)

@@ -1,8 +1,9 @@
 """The monitor service's handler: a scored survey + the client's stored state → new state + signals.
 
 Pure: the rule book and the clock are passed in; state is read and written through the worker
-loop's :class:`~shared.runtime.worker.StateView`, which stores it only after the signals are
-published.
+loop's :class:`~shared.runtime.worker.StateView` as :class:`ClientState` objects (immutable, so the
+view may keep them between batches); it is encoded and stored once per client and batch, only after
+the batch's signals are published.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ STAGE = "monitor"
 class MonitorOutcome:
     """What one input record turns into. ``state`` is None when nothing must be stored."""
 
-    state: str | None
+    state: ClientState | None
     signals: tuple[Signal, ...]
     change: str
 
@@ -41,20 +42,21 @@ def decode_scored(raw: bytes) -> SurveyScored | Rejection:
     return decode(SurveyScored, raw)
 
 
-def track(event: SurveyScored, stored: str | None, rules: RuleBook, now: datetime) -> MonitorOutcome:
+def track(
+    event: SurveyScored, state: ClientState | None, rules: RuleBook, now: datetime
+) -> MonitorOutcome:
     """Take one scored survey into the stored trajectory and return the signals it newly raises.
 
     A redelivered survey changes nothing and raises nothing; a late one is inserted in place and the
     sessions after it are re-evaluated (only never-emitted signal ids go out).
     """
-    state = ClientState.from_json(stored) if stored else None
     result = evaluate(state, event, rules, now)
     if result.change == "unchanged":
         return MonitorOutcome(None, (), result.change)
-    return MonitorOutcome(result.state.to_json(), tuple(result.signals), result.change)
+    return MonitorOutcome(result.state, tuple(result.signals), result.change)
 
 
-def track_record(record: Record, state: StateView[str], rules: RuleBook, now: datetime) -> Handled:
+def track_record(record: Record, state: StateView[ClientState], rules: RuleBook, now: datetime) -> Handled:
     """The worker loop's handler: ``facts`` holds ``(event, signals)`` for the service's metrics."""
     decoded = decode_scored(record.value)
     if isinstance(decoded, Rejection):

@@ -9,6 +9,7 @@ contact details of clients appear anywhere: identifiers are clinic-issued pseudo
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -53,9 +54,24 @@ Answer = StrictInt | StrictFloat | None
 def derive_id(*parts: object) -> uuid.UUID:
     """Deterministic UUIDv5 of the given parts, joined with ``|``.
 
-    Used for every derived event so that reprocessing the same input yields the same id.
+    Used for every derived event so that reprocessing the same input yields the same id. Equal to
+    ``uuid.uuid5(RAPPORT_NAMESPACE, "|".join(map(str, parts)))`` (a unit test checks it), built
+    without ``uuid.UUID.__init__``'s argument checks: a worker derives one id per output record.
     """
-    return uuid.uuid5(RAPPORT_NAMESPACE, "|".join(str(p) for p in parts))
+    digest = _sha1(_NAMESPACE_BYTES + "|".join([str(p) for p in parts]).encode()).digest()
+    derived = _new_uuid(uuid.UUID)
+    _set_slot(derived, "int", (int.from_bytes(digest[:16], "big") & _V5_CLEAR) | _V5_SET)
+    _set_slot(derived, "is_safe", uuid.SafeUUID.unknown)
+    return derived
+
+
+_NAMESPACE_BYTES = RAPPORT_NAMESPACE.bytes
+_sha1 = hashlib.sha1
+_new_uuid = uuid.UUID.__new__
+_set_slot = object.__setattr__
+#: RFC 4122 variant and version 5 bits, as ``uuid.UUID(bytes=..., version=5)`` sets them.
+_V5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_V5_SET = (0x8000 << 48) | (5 << 76)
 
 
 class _Model(BaseModel):

@@ -11,10 +11,14 @@ the same way for every service:
    acknowledgement; a record the broker refuses is retried with backoff, and when it is refused
    every time the process exits with :data:`EXIT_PUBLISH_FAILED` *without acknowledging its input*,
    so the batch is processed again after a restart;
-4. write the batch's state changes (each changed key once, to the changelog partition of the input
-   record that changed it): effects leave the process before the state that records them, so a
-   crash in between replays the input and re-publishes the same deterministic ids (at-least-once);
+4. write the batch's state changes (each changed key once, encoded once, to the changelog partition
+   of the input record that changed it): effects leave the process before the state that records
+   them, so a crash in between replays the input and re-publishes the same deterministic ids
+   (at-least-once);
 5. count outcomes; returning from the batch lets faust acknowledge its input offsets.
+
+Decoded state values stay in memory between batches (:class:`BatchState`, bounded, dropped when
+partitions are revoked), so a client seen again soon is neither read nor decoded again.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import asyncio
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -117,6 +122,22 @@ class Publisher(Protocol):
         """Enqueue one record for ``topic`` (a base name)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Outputs enqueued together, and the awaitable of their broker acknowledgement (or the
+    exception that kept them from being enqueued)."""
+
+    outputs: Sequence[Output]
+    ack: Awaitable[Any] | BaseException
+
+
+class BatchPublisher(Publisher, Protocol):
+    """A publisher that enqueues many outputs at once, grouped as the broker will receive them."""
+
+    async def send_batch(self, outputs: Sequence[Output]) -> list[Sent]:
+        """Enqueue every output (each partition's in their order); one :class:`Sent` per group."""
+
+
 class TableStore(Protocol):
     """The durable side of a :class:`BatchState` (a faust table, or a dict in tests)."""
 
@@ -130,29 +151,52 @@ class TableStore(Protocol):
         """Delete ``key`` (a tombstone in ``record``'s changelog partition)."""
 
 
-@dataclass
 class BatchState(Generic[S]):
-    """A :class:`StateView` over a :class:`TableStore`: values decoded on first read in a batch,
-    changed keys written back once, encoded, by :meth:`flush`."""
+    """A :class:`StateView` over a :class:`TableStore` that keeps decoded values between batches.
 
-    store: TableStore
-    decode: Callable[[str], S]
-    encode: Callable[[S], str]
-    _cache: dict[str, S | None] = field(default_factory=dict)
-    _dirty: dict[str, Record] = field(default_factory=dict)
+    A value is decoded on its first read and then served from memory; a batch's changed keys are
+    written back once each, encoded once, by :meth:`flush` (after the batch's outputs are
+    acknowledged). Up to ``capacity`` values are kept between batches (least recently used first
+    out; ``0`` keeps them for one batch only). Values must be immutable, or at least never changed in
+    place by a handler: a cached value is handed out again in later batches.
+
+    The durable copy stays the store's (a changelog-backed table): :meth:`invalidate` forgets every
+    cached value when the worker's partitions are revoked, so after a rebalance every value is read
+    (and a moved partition rebuilt from its changelog) again.
+    """
+
+    def __init__(
+        self, store: TableStore, decode: Callable[[str], S], encode: Callable[[S], str], capacity: int = 0
+    ) -> None:
+        self.store = store
+        self.decode = decode
+        self.encode = encode
+        self.capacity = capacity
+        self._cache: OrderedDict[str, S | None] = OrderedDict()
+        self._dirty: dict[str, Record] = {}
+        self._forget_after_flush = False
+        self.hits = 0
+        """Reads answered from memory (for the service's metrics and the benchmarks)."""
+        self.misses = 0
+        """Reads that went to the store."""
 
     def get(self, key: str) -> S | None:
-        """The batch's view of ``key``."""
-        if key in self._cache:
-            return self._cache[key]
+        """The current value of ``key``: the batch's own write, a cached value, else the store's."""
+        cache = self._cache
+        if key in cache:
+            self.hits += 1
+            cache.move_to_end(key)
+            return cache[key]
+        self.misses += 1
         raw = self.store.get(key)
         value = self.decode(raw) if raw is not None else None
-        self._cache[key] = value
+        cache[key] = value
         return value
 
     def set(self, key: str, value: S, record: Record) -> None:
         """Change ``key`` within the batch."""
         self._cache[key] = value
+        self._cache.move_to_end(key)
         self._dirty[key] = record
 
     def delete(self, key: str, record: Record) -> None:
@@ -163,16 +207,34 @@ class BatchState(Generic[S]):
     def flush(self) -> int:
         """Write every changed key to the store once; returns how many were written."""
         written = 0
+        cache = self._cache
         for key, record in self._dirty.items():
-            value = self._cache[key]
+            value = cache[key]
             if value is not None:
                 self.store.put(key, self.encode(value), record)
             else:
                 self.store.delete(key, record)
             written += 1
-        self._cache.clear()
         self._dirty.clear()
+        if self._forget_after_flush:
+            self._forget_after_flush = False
+            cache.clear()
+        while len(cache) > self.capacity:
+            cache.popitem(last=False)
         return written
+
+    def invalidate(self) -> None:
+        """Forget every cached value (partitions were revoked, or a handler failed half-way): values
+        a batch in flight has changed are forgotten once that batch is flushed."""
+        if self._dirty:
+            self._forget_after_flush = True
+            for key in [k for k in self._cache if k not in self._dirty]:
+                del self._cache[key]
+        else:
+            self._cache.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 @dataclass(frozen=True)
@@ -250,6 +312,9 @@ class WorkerLoop:
             handled = self.handler(record, self.state, self.clock())
         except Exception as exc:  # a bug must not ack-and-lose: dead-letter the input instead
             log.exception("handler failed", extra={"stage": self.stage, "error_type": type(exc).__name__})
+            if self.state is not None:
+                # It may have read (and, in breach of the contract, changed) cached values.
+                self.state.invalidate()
             handled = Handled("rejected", rejections=(Rejection("processing_error", type(exc).__name__),))
         self.metrics.processing_seconds.observe(time.perf_counter() - started)
         return handled
@@ -310,24 +375,17 @@ class WorkerLoop:
             if not pending:
                 return
             failed: list[Output] = []
-            futures: list[tuple[Output, Awaitable[Any] | BaseException]] = []
-            for out in pending:
-                try:
-                    sent = await self.publisher.send(out.topic, out.key, out.value, out.partition)
-                    futures.append((out, sent))
-                except Exception as exc:  # enqueue failed: retry below
-                    futures.append((out, exc))
-            for out, fut in futures:
-                if isinstance(fut, BaseException):
-                    failed.append(out)
+            for sent in await self.enqueue(pending):
+                if isinstance(sent.ack, BaseException):
+                    failed.extend(sent.outputs)
                     continue
                 try:
-                    await fut
+                    await sent.ack
                 except Exception as exc:  # the broker refused it: retry below
                     log.warning(
                         "produce failed", extra={"error_type": type(exc).__name__, "attempt": attempt}
                     )
-                    failed.append(out)
+                    failed.extend(sent.outputs)
             pending = failed
             if pending and attempt < self.attempts:
                 await asyncio.sleep(delay)
@@ -340,6 +398,23 @@ class WorkerLoop:
             logging.shutdown()
             self.exit_process(EXIT_PUBLISH_FAILED)
             raise SystemExit(EXIT_PUBLISH_FAILED)  # exit_process returned (a test double)
+
+    async def enqueue(self, outputs: Sequence[Output]) -> list[Sent]:
+        """Hand every output to the publisher: as batches when it takes them, else one by one."""
+        send_batch = getattr(self.publisher, "send_batch", None)
+        if send_batch is not None:
+            try:
+                return cast(list[Sent], await send_batch(outputs))
+            except Exception as exc:  # nothing was enqueued: retry all of them
+                return [Sent(outputs, exc)]
+        sent: list[Sent] = []
+        for out in outputs:
+            try:
+                ack = await self.publisher.send(out.topic, out.key, out.value, out.partition)
+                sent.append(Sent((out,), ack))
+            except Exception as exc:  # enqueue failed: retry below
+                sent.append(Sent((out,), exc))
+        return sent
 
 
 def log_dead_letter(record: DeadLetter) -> None:

@@ -118,3 +118,65 @@ def test_undecodable_scored_record_is_dead_lettered(kafka_bootstrap: str, ns: st
     assert [v["reason"] for v in values(dead)] == ["undecodable"]
     assert values(dead)[0]["stage"] == "monitor"
     assert [v["data"]["kind"] for v in values(signals)] == ["critical_item"], "valid events still flow"
+
+
+def test_each_clients_state_lands_on_its_input_partition_and_survives_a_restart(
+    kafka_bootstrap: str, ns: str, tmp_path: Path
+) -> None:
+    """Batched state writes name the client's partition (faust would take the batch's last event's):
+    a backlog of many clients on every partition, processed in batches, leaves each client's
+    trajectory on the changelog partition of its input records; a restarted worker with an empty
+    store rebuilds the trajectories from there and raises the signals that depend on them."""
+    import json
+    import time
+
+    from services.monitor.handlers import state_key
+    from shared.contracts.events import SurveyScored
+    from tests.faults import committed_offsets, read_topic
+
+    clients = [f"c-part-{n:02d}" for n in range(24)]
+    trajectories = {c: _trajectory(c, [39.0, 39.5, 38.8, 39.2, 39.0, 30.0]) for c in clients}
+    per_session = {c: len(events) // 6 for c, events in trajectories.items()}
+    # Session by session across all clients, so every batch holds clients of several partitions.
+    before = [
+        e
+        for n in range(5)
+        for c in clients
+        for e in trajectories[c][n * per_session[c] : (n + 1) * per_session[c]]
+    ]
+    after = [e for c in clients for e in trajectories[c][5 * per_session[c] :]]
+    expected = _offline_signal_ids(before + after)
+    scored_topic = t(ns, topics.SURVEY_SCORED)
+    app_id = f"monitor-{ns.rstrip('.')}"
+    changelog = f"{app_id}-trajectories-changelog"
+
+    produce(kafka_bootstrap, scored_topic, _records(before))  # a backlog: full batches from the start
+    with running_service(
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+    ):
+        deadline = time.monotonic() + 60
+        while sum(committed_offsets(kafka_bootstrap, app_id, scored_topic).values()) < len(before):
+            assert time.monotonic() < deadline, "the backlog was not processed within 60 s"
+            time.sleep(0.5)
+        early = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=0, settle_s=0)
+    with running_service(
+        "services.monitor", PREFIX, kafka_bootstrap, ns, tmp_path, store="memory://", app_id=app_id
+    ):
+        produce(kafka_bootstrap, scored_topic, _records(after))
+        got = consume(kafka_bootstrap, t(ns, topics.SIGNALS), expected=len(expected), timeout_s=90)
+
+    input_partition: dict[str, int] = {}
+    for r in read_topic(kafka_bootstrap, scored_topic):
+        input_partition[state_key(SurveyScored.model_validate_json(r.value))] = r.partition
+    written = [(json.loads(r.key), r.partition) for r in read_topic(kafka_bootstrap, changelog)]
+    assert len(set(input_partition.values())) == 3, "precondition: the clients span every partition"
+    assert {key for key, _ in written} == set(input_partition), "every client's state was written"
+    misplaced = [(key, p, input_partition[key]) for key, p in written if p != input_partition[key]]
+    assert not misplaced, f"state written to another partition than its client's input: {misplaced[:5]}"
+    ids = [v["id"] for v in values(got)]
+    assert len(early) < len(expected), "signals of the last session depend on the recovered history"
+    assert len(ids) == len(set(ids)) and set(ids) == expected, (
+        "after the restart: exactly the offline signals"
+    )
+    drops = {v["data"]["client_id"] for v in values(got) if v["data"]["kind"] == "alliance_drop"}
+    assert drops == set(clients), "each client's drop was measured against its recovered baseline"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.contracts.events import SessionCompleted, derive_id, validation_error_summary
+from shared.contracts.events import RAPPORT_NAMESPACE, SessionCompleted, derive_id, validation_error_summary
 from shared.contracts.schemas import CONTRACTS, render, stale, write_all
 from tests.support import session_event
 
@@ -76,6 +79,15 @@ def test_pseudonyms_reject_free_text() -> None:
 def test_derived_ids_are_deterministic_and_distinct() -> None:
     assert derive_id("a", 1, "PHQ-9") == derive_id("a", 1, "PHQ-9")
     assert derive_id("a", 1, "PHQ-9") != derive_id("a", 1, "GAD-7")
+
+
+@given(st.lists(st.one_of(st.text(), st.integers(), st.uuids()), max_size=5))
+def test_derived_ids_are_the_standard_uuid5_of_the_joined_parts(parts: list[object]) -> None:
+    """The fast construction changes no id ever published (replays must produce identical ids)."""
+    expected = uuid.uuid5(RAPPORT_NAMESPACE, "|".join(str(p) for p in parts))
+    derived = derive_id(*parts)
+    assert derived == expected and str(derived) == str(expected) and hash(derived) == hash(expected)
+    assert (derived.version, derived.variant, derived.bytes) == (5, uuid.RFC_4122, expected.bytes)
 
 
 def test_validation_summary_names_locations_not_values() -> None:

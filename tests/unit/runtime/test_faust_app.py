@@ -19,3 +19,16 @@ def test_producer_is_idempotent_with_acks_all(tmp_path: Path) -> None:
     settings = app.producer._settings_extra()
     assert settings["enable_idempotence"] is True
     assert settings["acks"] == "all"
+
+
+def test_the_consumer_waits_at_most_fetch_max_wait_s_for_new_records(tmp_path: Path) -> None:
+    """faust hard-codes 1.5 s, which held the monitor's input back at low rates."""
+    import asyncio
+
+    async def build() -> int:
+        app = create_faust_app(WorkerSettings(app_id="f", data_dir=str(tmp_path), fetch_max_wait_s=0.25), 3)
+        thread = app.consumer._thread
+        consumer = thread._create_worker_consumer(app.transport)
+        return int(consumer._fetch_max_wait_ms)
+
+    assert asyncio.run(build()) == 250

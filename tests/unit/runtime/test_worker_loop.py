@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from shared.runtime.worker import (
     LoopMetrics,
     Output,
     Record,
+    Sent,
     WorkerLoop,
 )
 
@@ -37,7 +39,7 @@ class FakeTopic:
         self.acked: list[tuple[str, bytes | None, bytes]] = []
         self.hold = hold
         self.refuse = refuse
-        self.pending: list[tuple[asyncio.Future[None], tuple[str, bytes | None, bytes]]] = []
+        self.pending: list[tuple[asyncio.Future[None], list[tuple[str, bytes | None, bytes]]]] = []
 
     async def send(
         self, topic: str, key: bytes | None, value: bytes, partition: int | None = None
@@ -49,17 +51,52 @@ class FakeTopic:
             self.refuse -= 1
             fut.set_exception(ConnectionError("broker refused"))
         elif self.hold:
-            self.pending.append((fut, record))
+            self.pending.append((fut, [record]))
         else:
             self.acked.append(record)
             fut.set_result(None)
         return fut
 
     def release(self) -> None:
-        for fut, record in self.pending:
-            self.acked.append(record)
+        for fut, records in self.pending:
+            self.acked.extend(records)
             fut.set_result(None)
         self.pending.clear()
+
+
+class FakeBatchTopic(FakeTopic):
+    """A publisher with a batch API, as :class:`~shared.runtime.kafka.FaustPublisher`: a batch's
+    outputs are enqueued at once, one acknowledgement per (topic, partition) group, which the test
+    can hold back or fail as a whole."""
+
+    def __init__(self, *, hold: bool = False, refuse: int = 0) -> None:
+        super().__init__(hold=hold, refuse=refuse)
+        self.groups: list[list[tuple[str, bytes | None, bytes]]] = []
+
+    async def send_batch(self, outputs: Sequence[Output]) -> list[Sent]:
+        groups: dict[tuple[str, int | None], list[Output]] = {}
+        for out in outputs:
+            groups.setdefault((out.topic, out.partition), []).append(out)
+        sent: list[Sent] = []
+        for members in groups.values():
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            records = [(o.topic, o.key, o.value) for o in members]
+            self.records.extend(records)
+            self.groups.append(records)
+            if self.refuse:
+                self.refuse -= 1
+                fut.set_exception(ConnectionError("broker refused"))
+            elif self.hold:
+                self.pending.append((fut, records))
+            else:
+                self.acked.extend(records)
+                fut.set_result(None)
+            sent.append(Sent(members, fut))
+        return sent
+
+
+#: Both ways a publisher takes outputs: one record at a time, or a batch per partition.
+PUBLISHERS = pytest.mark.parametrize("publisher", [FakeTopic, FakeBatchTopic], ids=["one-by-one", "batched"])
 
 
 class FakeStream:
@@ -110,8 +147,9 @@ def test_outputs_are_published_in_input_order() -> None:
     assert registry.get_sample_value("rapport_test_events_total", {"outcome": "ok"}) == 3
 
 
-def test_input_is_acknowledged_only_after_every_output_is_acknowledged() -> None:
-    topic = FakeTopic(hold=True)
+@PUBLISHERS
+def test_input_is_acknowledged_only_after_every_output_is_acknowledged(publisher: type[FakeTopic]) -> None:
+    topic = publisher(hold=True)
     loop, _ = make_loop(topic)
     stream = FakeStream()
 
@@ -152,8 +190,9 @@ def test_rejections_become_dead_letters_keyed_like_the_input() -> None:
     assert registry.get_sample_value("rapport_test_events_total", {"outcome": "rejected"}) == 1
 
 
-def test_a_refused_record_is_retried_and_then_acknowledged() -> None:
-    topic = FakeTopic(refuse=2)
+@PUBLISHERS
+def test_a_refused_record_is_retried_and_then_acknowledged(publisher: type[FakeTopic]) -> None:
+    topic = publisher(refuse=2)
     loop, _ = make_loop(topic)
     stream = FakeStream()
     asyncio.run(stream.run(loop, [[rec(0, b"a")]]))
@@ -161,9 +200,10 @@ def test_a_refused_record_is_retried_and_then_acknowledged() -> None:
     assert stream.committed == [0]
 
 
-def test_publish_failure_exits_75_without_acknowledging_the_input() -> None:
+@PUBLISHERS
+def test_publish_failure_exits_75_without_acknowledging_the_input(publisher: type[FakeTopic]) -> None:
     exits: list[int] = []
-    topic = FakeTopic(refuse=100)
+    topic = publisher(refuse=100)
     loop, _ = make_loop(topic, exit_process=exits.append, attempts=3)
     stream = FakeStream()
     with pytest.raises(SystemExit) as stopped:
@@ -198,9 +238,12 @@ def counting(record: Record, state: Any, _now: datetime) -> Handled:
     return Handled("ok", outputs=(Output("out", record.key, str(count).encode()),))
 
 
-def test_state_is_read_through_the_batch_and_written_once_per_key_after_publishing() -> None:
+@PUBLISHERS
+def test_state_is_read_through_the_batch_and_written_once_per_key_after_publishing(
+    publisher: type[FakeTopic],
+) -> None:
     store = DictStore()
-    topic = FakeTopic(hold=True)
+    topic = publisher(hold=True)
     state: BatchState[str] = BatchState(store, str, str)
     loop, _ = make_loop(topic, handler=counting, state=state)
     batch = [
@@ -229,3 +272,151 @@ def test_publish_failure_leaves_state_unwritten() -> None:
     with pytest.raises(SystemExit):
         asyncio.run(loop.process_batch([Record(b"a", b"", "in", 0, 0)]))
     assert store.writes == []
+
+
+def test_a_batch_goes_out_as_one_group_per_partition_in_input_order_and_a_refused_group_is_retried() -> None:
+    topic = FakeBatchTopic(refuse=1)
+
+    def spread(record: Record, _state: Any, _now: datetime) -> Handled:
+        n = record.value.decode()
+        return Handled(
+            "ok",
+            outputs=(
+                Output("out", record.key, f"{n}-p{record.offset % 2}".encode(), partition=record.offset % 2),
+            ),
+        )
+
+    loop, _ = make_loop(topic, handler=spread)
+    stream = FakeStream()
+    asyncio.run(stream.run(loop, [[rec(i, str(i).encode()) for i in range(6)]]))
+    first, second, *retried = topic.groups
+    assert [v for _, _, v in first] == [b"0-p0", b"2-p0", b"4-p0"], "partition 0's outputs in input order"
+    assert [v for _, _, v in second] == [b"1-p1", b"3-p1", b"5-p1"]
+    assert retried == [first], "only the refused group is sent again"
+    assert sorted(v for _, _, v in topic.acked) == sorted(v for _, _, v in first + second)
+    assert stream.committed == list(range(6))
+
+
+class CountingStore(DictStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: str) -> str | None:
+        self.reads += 1
+        return super().get(key)
+
+
+def _two_batches(loop: WorkerLoop, first: list[Record], second: list[Record]) -> None:
+    async def scenario() -> None:
+        await loop.process_batch(first)
+        await loop.process_batch(second)
+
+    asyncio.run(scenario())
+
+
+def test_decoded_state_is_kept_between_batches_up_to_its_capacity() -> None:
+    store = CountingStore()
+    decoded: list[str] = []
+
+    def decode(text: str) -> str:
+        decoded.append(text)
+        return text
+
+    state: BatchState[str] = BatchState(store, decode, str, capacity=2)
+    loop, _ = make_loop(FakeTopic(), handler=counting, state=state)
+    a, b, c = (Record(k, b"", "in", 0, i) for i, k in enumerate((b"a", b"b", b"c")))
+    _two_batches(loop, [a, b], [a, b])
+    assert store.reads == 2 and decoded == [], "the second batch read neither key from the store"
+    assert store.data == {"a": "2", "b": "2"}
+    asyncio.run(loop.process_batch([c]))
+    assert len(state) == 2, "bounded: the least recently used value left memory"
+    asyncio.run(loop.process_batch([a]))
+    assert store.reads == 4 and decoded == ["2"], "an evicted value is read (and decoded) again"
+    assert store.data["a"] == "3"
+
+
+def test_without_capacity_state_is_kept_for_one_batch_only() -> None:
+    store = CountingStore()
+    state: BatchState[str] = BatchState(store, str, str)
+    loop, _ = make_loop(FakeTopic(), handler=counting, state=state)
+    a = Record(b"a", b"", "in", 0, 0)
+    _two_batches(loop, [a], [a])
+    assert store.reads == 2 and len(state) == 0 and store.data == {"a": "2"}
+
+
+def test_invalidate_drops_cached_state_so_a_rebuilt_store_is_read_again() -> None:
+    store = CountingStore()
+    state: BatchState[str] = BatchState(store, str, str, capacity=100)
+    topic = FakeTopic()
+    loop, _ = make_loop(topic, handler=counting, state=state)
+    a = Record(b"a", b"", "in", 0, 0)
+    asyncio.run(loop.process_batch([a]))
+    # Meanwhile the partition moved to another worker, which counted on, and came back: the table
+    # was rebuilt from the changelog; the cached "1" is stale.
+    store.data["a"] = "7"
+    state.invalidate()
+    assert len(state) == 0
+    asyncio.run(loop.process_batch([a]))
+    assert topic.records[-1][2] == b"8", "the rebuilt value was read, not the cached one"
+
+
+def test_invalidate_during_a_batch_in_flight_still_writes_its_changes_then_forgets_them() -> None:
+    store = DictStore()
+    state: BatchState[str] = BatchState(store, str, str, capacity=100)
+    topic = FakeTopic(hold=True)
+    loop, _ = make_loop(topic, handler=counting, state=state)
+    a = Record(b"a", b"", "in", 0, 0)
+    store.data["b"] = "5"
+    assert state.get("b") == "5" and len(state) == 1  # cached, not changed by the batch below
+
+    async def scenario() -> None:
+        task = asyncio.create_task(loop.process_batch([a]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        state.invalidate()  # partitions revoked while the batch awaits its acks
+        assert len(state) == 1, "only the batch's own change is still held"
+        topic.release()
+        await task
+
+    asyncio.run(scenario())
+    assert store.writes == [("a", "1", 0)], "the batch's change was written"
+    assert len(state) == 0, "and then forgotten with everything else"
+
+
+def test_a_failing_handler_drops_cached_state() -> None:
+    store = CountingStore()
+    state: BatchState[str] = BatchState(store, str, str, capacity=100)
+
+    def flaky(record: Record, view: Any, now: datetime) -> Handled:
+        if record.value == b"boom":
+            raise RuntimeError("bug")
+        return counting(record, view, now)
+
+    loop, _ = make_loop(FakeTopic(), handler=flaky, state=state)
+    _two_batches(loop, [Record(b"a", b"", "in", 0, 0)], [Record(b"x", b"boom", "in", 0, 1)])
+    assert len(state) == 0
+    asyncio.run(loop.process_batch([Record(b"a", b"", "in", 0, 2)]))
+    assert store.data["a"] == "2" and store.reads == 2, "read again from the store after the failure"
+
+
+def test_the_faust_worker_drops_cached_state_when_partitions_are_revoked_or_assigned(tmp_path: Path) -> None:
+    from shared.runtime.kafka import WorkerSettings, attach_loop, create_faust_app, raw_topic
+
+    app = create_faust_app(WorkerSettings(app_id="cache", data_dir=str(tmp_path)), 3)
+    store = DictStore()
+    state: BatchState[str] = BatchState(store, str, str, capacity=100)
+    loop, _ = make_loop(FakeTopic(), handler=counting, state=state)
+    attach_loop(app, raw_topic(app, "in"), loop, name="count", batch_max=10, within_s=0.01)
+
+    async def scenario() -> None:
+        for signal in (app.on_partitions_revoked, app.on_partitions_assigned, app.on_rebalance_complete):
+            await loop.process_batch([Record(b"a", b"", "in", 0, 0)])
+            assert len(state) == 1
+            if signal is app.on_rebalance_complete:
+                await signal.send()
+            else:
+                await signal.send(set())
+            assert len(state) == 0, f"{signal} dropped the cached state"
+
+    asyncio.run(scenario())

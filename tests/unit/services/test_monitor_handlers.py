@@ -7,6 +7,7 @@ from typing import Any
 from services.monitor.handlers import decode_scored, state_key, track
 from shared.contracts.deadletters import Rejection
 from shared.rules.config import default_rulebook
+from shared.rules.trajectory import ClientState
 from tests.support import PHQ9_MODERATE, T0, scored_events, session_event, srs
 
 RULES = default_rulebook()
@@ -18,7 +19,9 @@ def test_state_round_trips_through_the_table_format_and_redelivery_is_silent() -
     first = track(event, None, RULES, T0)
     assert [s.data.kind for s in first.signals] == ["critical_item"]
     assert first.state is not None and first.change == "appended"
-    again = track(event, first.state, RULES, T0)
+    stored = ClientState.from_json(first.state.to_json())
+    assert stored == first.state
+    again = track(event, stored, RULES, T0)
     assert again.signals == () and again.state is None and again.change == "unchanged"
 
 

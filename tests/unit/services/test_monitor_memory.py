@@ -1,13 +1,15 @@
 """The monitor's memory stays flat over a long stream: its caches are bounded and keyed by value.
 
-The live service decodes each client's stored state at every event, so every event brings freshly
+The live service decodes a client's stored state whenever it is not in the worker loop's cache (at
+every event after a rebalance, or with more clients than the cache holds), so events bring freshly
 decoded ``ScaleInfo`` objects; a cache keyed on their identity kept one entry (and the scale) per track
 per event — a leak of megabytes per second at a few thousand surveys per second.
 
 The stream: 20,000 clients; each client's first two events build an SRS and a PHQ-9 track (item 9
 endorsed: a critical signal), every later event corrects one of them (a different total, a new event
 id), so the client's stored trajectory keeps its size while every event is decoded, evaluated by the
-rules and stored again, as the service does. Whatever the handler retains beyond that state is growth.
+rules and stored again as JSON, as the service does when its cache misses. Whatever the handler
+retains beyond that state is growth.
 
 Minutes long under tracemalloc, so marked ``slow``: ``make test`` (and so CI) runs it, ``make
 test-unit`` does not; ``make test-slow`` runs it alone. ``tests/unit/rules/test_config.py`` checks the
@@ -25,6 +27,7 @@ import pytest
 from services.monitor.handlers import state_key, track
 from shared.contracts.events import SurveyScored
 from shared.rules.config import default_rulebook
+from shared.rules.trajectory import ClientState
 from tests.support import T0, scored_events, session_event, srs
 
 CLIENTS = 20_000
@@ -68,9 +71,10 @@ def test_handler_memory_is_flat_after_warm_up() -> None:
     try:
         for n, event in enumerate(_stream(templates), start=1):
             key = state_key(event)
-            outcome = track(event, store.get(key), rules, T0)
+            stored = store.get(key)
+            outcome = track(event, ClientState.from_json(stored) if stored else None, rules, T0)
             if outcome.state is not None:
-                store[key] = outcome.state
+                store[key] = outcome.state.to_json()
             changes[outcome.change] = changes.get(outcome.change, 0) + 1
             signals += len(outcome.signals)
             if n == WARM_UP:
