@@ -7,10 +7,10 @@ stages and topics, never record contents.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any, get_args
 
+from shared.cli.options import add_broker_options
 from shared.contracts.events import DeadLetterReason
 
 EPILOG = """\
@@ -57,18 +57,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="Also replay dead letters already replayed, and dead letters of replayed records.",
     )
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
-        "else 127.0.0.1:9092).",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("RAPPORT_TOPIC_NAMESPACE", ""),
-        help="Prefix of every topic name (tests and demos); empty in production.",
-    )
+    add_broker_options(parser)
     parser.set_defaults(handler=_run)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from shared.cli.options import add_broker_options
 
 EPILOG = """\
 input: a YAML file with 'clinics:' — see examples/directory.yaml. Per clinic: its people (id,
@@ -35,18 +36,7 @@ def register(sub: Any) -> None:
         "action", choices=("load", "check"), help="load: validate and publish; check: validate"
     )
     parser.add_argument("file", type=Path, help="Directory YAML file.")
-    parser.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
-        "else 127.0.0.1:9092).",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("RAPPORT_TOPIC_NAMESPACE", ""),
-        help="Prefix of every topic name (tests and demos); empty in production.",
-    )
+    add_broker_options(parser)
     parser.set_defaults(handler=_run)
 
 

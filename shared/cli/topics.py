@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Any
 
+from shared.cli.options import add_broker_options
 from shared.contracts.topics import CATALOGUE, topic_name
 
 EPILOG = """\
@@ -41,24 +42,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("action", choices=("apply", "list"), help="apply or list (see below)")
     parser.add_argument(
-        "--bootstrap-servers",
-        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        or f"127.0.0.1:{os.environ.get('KAFKA_PORT') or '9092'}",
-        help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS, else 127.0.0.1:$KAFKA_PORT, "
-        "else 127.0.0.1:9092)",
-    )
-    parser.add_argument(
         "--partitions",
         type=int,
         default=int(os.environ.get("RAPPORT_PARTITIONS", "12")),
         help="partitions of each new topic (default: $RAPPORT_PARTITIONS or 12)",
     )
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("RAPPORT_TOPIC_NAMESPACE", ""),
-        help="prefix of every topic name (default: $RAPPORT_TOPIC_NAMESPACE; tests and demos); "
-        "empty in production",
-    )
+    add_broker_options(parser)
     parser.set_defaults(handler=_run)
 
 

@@ -184,9 +184,13 @@ class FakeConsumer:
         return out
 
 
-def _canary(producer: FakeProducer, answer: bool, timeout_s: float = 300) -> tuple[Canary, CollectorRegistry]:
+def _canary(
+    producer: FakeProducer, answer: bool, timeout_s: float = 300, through_notifier: bool = True
+) -> tuple[Canary, CollectorRegistry]:
     registry = CollectorRegistry()
-    settings = CanarySettings(topic_namespace="n.", interval_s=5, timeout_s=timeout_s)
+    settings = CanarySettings(
+        topic_namespace="n.", interval_s=5, timeout_s=timeout_s, through_notifier=through_notifier
+    )
     ticks = iter(float(t) for t in range(1000))
     canary = Canary(
         settings,
@@ -217,19 +221,7 @@ def test_loop_counts_successes_and_exports_the_last_success_time() -> None:
 
 
 def test_without_the_notifier_the_signal_completes_a_probe() -> None:
-    producer = FakeProducer()
-    registry = CollectorRegistry()
-    settings = CanarySettings(topic_namespace="n.", interval_s=5, through_notifier=False)
-    ticks = iter(float(t) for t in range(1000))
-    canary = Canary(
-        settings,
-        CanaryMetrics.create(registry),
-        producer,
-        FakeConsumer(producer, "n.", True),
-        "run",
-        clock=lambda: next(ticks),
-        wall=lambda: 1_700_000_000.0,
-    )
+    canary, registry = _canary(FakeProducer(), answer=True, through_notifier=False)
     canary.send_probe()
     canary.read(10)
     assert registry.get_sample_value("rapport_canary_probes_total", {"outcome": "succeeded"}) == 1
