@@ -42,6 +42,23 @@ def home(clinic: str, client: str) -> int:
     return partition_for(client_key(clinic, client).encode(), PARTITIONS)
 
 
+def delivered(key: str, alert_id: str, job_id: str, code: str, partition: int, offset: int) -> Record:
+    """The dispatcher's record of a successful first delivery attempt of ``job_id``."""
+    result = AttemptResult(
+        target="client",
+        key=key,
+        owner_id=alert_id,
+        job_id=job_id,
+        attempt=1,
+        result="delivered",
+        code=code,
+        at=NOW,
+    )
+    return Record(
+        None, InternalRecord(record=result).model_dump_json().encode(), NOTIFIER_CLIENT, partition, offset
+    )
+
+
 def test_a_signal_on_its_clients_partition_raises_an_alert_keyed_by_alert_id() -> None:
     sig = signal("critical_item")
     view = state()
@@ -84,18 +101,7 @@ def test_canary_alerts_go_to_the_null_channel_and_close_on_delivery() -> None:
     (alert,) = stored.alerts.values()
     (job,) = alert.jobs
     assert job.endpoint_id == "canary-null"
-    result = AttemptResult(
-        target="client",
-        key=key,
-        owner_id=alert.alert_id,
-        job_id=job.id,
-        attempt=1,
-        result="delivered",
-        code="null",
-        at=NOW,
-    )
-    wrapped = InternalRecord(record=result).model_dump_json().encode()
-    handled = handle_client(Record(None, wrapped, NOTIFIER_CLIENT, part, 2), view, T, CTX)
+    handled = handle_client(delivered(key, alert.alert_id, job.id, "null", part, 2), view, T, CTX)
     states = [json.loads(o.value)["data"]["state"] for o in handled.outputs]
     assert states == ["delivered", "acknowledged"]
     view.flush()
@@ -114,20 +120,9 @@ def test_the_first_delivery_reports_the_time_since_the_session_event() -> None:
     (alert,) = stored.alerts.values()
     job = alert.jobs[0]
 
-    def delivered(offset: int) -> list[tuple[str, float]]:
-        result = AttemptResult(
-            target="client",
-            key=key,
-            owner_id=alert.alert_id,
-            job_id=job.id,
-            attempt=1,
-            result="delivered",
-            code="200",
-            at=NOW,
-        )
-        wrapped = InternalRecord(record=result).model_dump_json().encode()
-        handled = handle_client(Record(None, wrapped, NOTIFIER_CLIENT, part, offset), view, T, CTX)
-        return list(handled.facts[0].first_delivery)
+    def latency(offset: int) -> list[tuple[str, float]]:
+        record = delivered(key, alert.alert_id, job.id, "200", part, offset)
+        return list(handle_client(record, view, T, CTX).facts[0].first_delivery)
 
-    assert delivered(2) == [("critical", 2.5)]
-    assert delivered(3) == [], "only the first delivery of an alert is its latency"
+    assert latency(2) == [("critical", 2.5)]
+    assert latency(3) == [], "only the first delivery of an alert is its latency"
